@@ -1,0 +1,63 @@
+# infercam: `make book` and `make test` work from a clean clone; `make help` lists every target.
+# GNU make. Everything runs in .venv, which the first target that needs it creates.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+# Prerequisites run left to right (book = data, then notebooks, then the build), even under -j.
+.NOTPARALLEL:
+
+PROFILE ?= cpu
+PYTHON ?= python3
+PYTEST_ARGS ?=
+DATA_ROOT ?= data
+# Saliency maps have no stable public address: data-paper passes this archive to get_saliency.py.
+SALIENCY_ARCHIVE ?=
+
+VENV := .venv
+PY := $(VENV)/bin/python
+# Lives inside .venv, so deleting .venv also forgets that it was installed.
+VENV_STAMP := $(VENV)/.infercam-installed
+EXECUTED := build/executed/$(PROFILE)
+# The offline profiles generate mini-VOC; the paper profile needs `make data-paper` beforehand.
+BOOK_DATA := $(if $(filter paper,$(PROFILE)),,minivoc)
+
+.PHONY: help venv minivoc notebooks book book-only test data-paper clean
+
+help: ## list the targets
+	@echo "Targets (PROFILE=$(PROFILE); smoke, cpu or paper; e.g. make book PROFILE=smoke):"
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
+
+venv: $(VENV_STAMP) ## create .venv (if missing) and install infercam with its pinned dependencies
+
+$(VENV_STAMP): pyproject.toml
+	@test -x $(PY) || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -e '.[dev]'
+	@touch $@
+
+minivoc: venv ## generate mini-VOC into the profile's data_root
+	$(PY) data_scripts/make_minivoc.py --profile $(PROFILE)
+
+notebooks: venv ## execute every notebook with papermill into build/executed/<profile>/
+	$(PY) -m infercam.notebooks --profile $(PROFILE)
+
+book: venv $(BOOK_DATA) notebooks book-only ## venv + data + notebooks + build the book (warnings are errors)
+
+book-only: venv ## build the book from the notebooks already executed for the profile
+	$(PY) -m infercam.notebooks --profile $(PROFILE) --stage-book
+	$(VENV)/bin/jupyter-book build book --all -W --keep-going
+	@echo "The book: $(abspath book/_build/html/index.html)"
+
+test: venv ## run the test suite (PYTEST_ARGS="-k env" to pass options)
+	@# pytest exits 5 when it collected nothing: that is a failure, and it should say so.
+	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
+
+data-paper: venv ## download VOC 2012, SBD (+ train_aug), psa weights, saliency maps into data/
+	$(PY) data_scripts/get_voc.py --root $(DATA_ROOT)
+	$(PY) data_scripts/get_sbd.py --root $(DATA_ROOT)
+	$(PY) data_scripts/get_psa_weights.py --root $(DATA_ROOT)
+	$(PY) data_scripts/get_saliency.py --root $(DATA_ROOT) $(if $(SALIENCY_ARCHIVE),--archive $(SALIENCY_ARCHIVE))
+
+clean: ## remove executed notebooks and the built book (keeps .venv, data/ and runs/)
+	rm -rf build book/_build book/notebooks

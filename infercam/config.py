@@ -1,0 +1,56 @@
+"""Profiles, paths, devices and seeds: what every notebook sets up in its first cell."""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+# The repository root: profiles and relative data paths are resolved against it, so a notebook
+# gives the same result whether it runs from the repo root (papermill) or from notebooks/ (Jupyter).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROFILES_DIR = PROJECT_ROOT / "profiles"
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """Absolute paths stay; relative ones are taken from the repository root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def load_profile(profile: str | os.PathLike) -> dict:
+    """Read a profile: a name under profiles/ (``"cpu"``) or a path to a YAML file."""
+    path = Path(profile)
+    if path.suffix not in {".yaml", ".yml"}:
+        path = PROFILES_DIR / f"{profile}.yaml"
+    path = resolve_path(path)
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no profile {profile!r} (looked for {path}); known profiles: {known}")
+    with open(path) as handle:
+        return yaml.safe_load(handle)
+
+
+def resolve_device(device: str = "auto"):
+    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    return resolved
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that a run repeats."""
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.manual_seed(seed)

@@ -1,0 +1,81 @@
+"""Metrics files: what each notebook measured, with the facts needed to trust and compare it.
+
+Every notebook writes ``<work_dir>/metrics/<step>.json``; the book's tables are built from these
+files, never typed in.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from infercam import __version__
+from infercam.config import PROJECT_ROOT, resolve_path
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def run_context(profile: str, seed: int, device) -> dict:
+    """Date, profile, seed, device and versions of this run."""
+    import torch
+
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "profile": profile,
+        "seed": seed,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else platform.processor() or platform.machine(),
+        "versions": {"infercam": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                     "numpy": np.__version__},
+        "git_commit": _git_commit(),
+    }
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def metrics_path(work_dir: str | os.PathLike, step: str) -> Path:
+    return resolve_path(work_dir) / "metrics" / f"{step}.json"
+
+
+def write_metrics(work_dir: str | os.PathLike, step: str, metrics: dict, context: dict) -> Path:
+    """Write ``{"context": ..., "metrics": ...}`` atomically, so a crash never leaves half a file."""
+    path = metrics_path(work_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"step": step, "context": _jsonable(context), "metrics": _jsonable(metrics)}
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+    os.replace(handle.name, path)
+    return path
+
+
+def read_metrics(work_dir: str | os.PathLike, step: str) -> dict:
+    path = metrics_path(work_dir, step)
+    if not path.is_file():
+        raise FileNotFoundError(f"no metrics for step {step!r} at {path}: run notebooks/{step}.ipynb first")
+    with open(path) as handle:
+        return json.load(handle)

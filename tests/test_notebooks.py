@@ -1,0 +1,113 @@
+"""The committed notebooks: clean, parameterised, and executing with the smoke profile; and the runner."""
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from infercam.config import load_profile
+from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, list_notebooks, run_notebooks, stage_book
+from infercam.runs import metrics_path
+
+PARAMETERS = {"profile", "data_root", "work_dir", "device", "seed"}
+STEMS = [nb.stem for nb in list_notebooks()] or [
+    pytest.param(None, marks=pytest.mark.skip(reason="no notebooks in notebooks/ yet"))]
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_notebook_executes_and_writes_metrics(stem, smoke_run):
+    executed = smoke_run.executed(stem)
+    assert executed.is_file()
+    metrics = metrics_path(load_profile("smoke")["work_dir"], stem)
+    assert metrics.is_file(), f"{stem} wrote no {metrics}"
+    assert metrics.stat().st_mtime >= smoke_run.started[stem] - 1, f"{metrics} is left over from an earlier run"
+    assert json.loads(metrics.read_text())["step"] == stem  # written by infercam.runs.write_metrics
+
+
+@pytest.mark.parametrize("stem", STEMS)
+def test_committed_notebook_is_clean_and_parameterised(stem):
+    notebook = nbformat.read(NOTEBOOKS_DIR / f"{stem}.ipynb", as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    dirty = [i for i, cell in enumerate(code) if cell.outputs or cell.execution_count is not None]
+    assert not dirty, f"code cells {dirty} have outputs or execution counts: commit notebooks without outputs"
+    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, f"{len(tagged)} cells are tagged 'parameters'; papermill needs exactly one"
+    assert not any("injected-parameters" in cell.metadata.get("tags", []) for cell in notebook.cells)
+    assigned = {target.id for node in ast.parse(tagged[0].source).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                if isinstance(target, ast.Name)}
+    assert PARAMETERS <= assigned, f"the parameters cell does not set {sorted(PARAMETERS - assigned)}"
+
+
+# --- the runner itself, on throwaway notebooks -----------------------------------------------
+
+PARAMETERS_CELL = 'profile = "cpu"\ndata_root = "unused"\nwork_dir = "unused"\ndevice = "auto"\nseed = 0'
+
+
+def write_notebook(path: Path, *sources: str) -> Path:
+    """A notebook with a markdown title, the parameters cell, then one code cell per source."""
+    notebook = nbformat.v4.new_notebook()
+    parameters = nbformat.v4.new_code_cell(PARAMETERS_CELL)
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}"), parameters,
+                      *(nbformat.v4.new_code_cell(source) for source in sources)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, path)
+    return path
+
+
+def record_interpreter(path: Path) -> str:
+    return f"import sys, pathlib\npathlib.Path({str(path)!r}).write_text(sys.executable)"
+
+
+def test_failure_names_notebook_cell_and_exception_and_keeps_earlier_ones(tmp_path):
+    notebooks, output = tmp_path / "notebooks", tmp_path / "executed"
+    write_notebook(notebooks / "00_ok.ipynb", "x = 1")
+    write_notebook(notebooks / "01_fail.ipynb", "x = 1", "y = x / 0\nprint(y)", "print('after')")
+    write_notebook(notebooks / "02_never.ipynb", "x = 1")
+
+    with pytest.raises(NotebookFailed) as caught:
+        run_notebooks("smoke", output_dir=output, notebooks_dir=notebooks)
+
+    message = str(caught.value)
+    assert "01_fail.ipynb" in message
+    assert "cell 3 " in message  # index in the committed notebook, not in papermill's copy
+    assert "y = x / 0" in message
+    assert "ZeroDivisionError: division by zero" in message
+    assert (output / "00_ok.ipynb").is_file() and (output / "01_fail.ipynb").is_file()
+    assert not (output / "02_never.ipynb").exists()
+    timings = json.loads((output / "timings.json").read_text())
+    assert {k: v["status"] for k, v in timings["notebooks"].items()} == {"00_ok": "ok", "01_fail": "failed"}
+    assert timings["profile"] == "smoke"
+    # A failed notebook never reaches the book.
+    with pytest.raises(FileNotFoundError, match="01_fail"):
+        stage_book(output, tmp_path / "book", notebooks)
+
+
+def test_kernel_is_this_interpreter_even_with_a_foreign_python3_kernelspec(tmp_path, monkeypatch):
+    # A "python3" kernelspec that comes first on the Jupyter path and points elsewhere
+    # (as another environment or ~/.local/share/jupyter can have) must not be used.
+    foreign = tmp_path / "jupyter" / "kernels" / "python3"
+    foreign.mkdir(parents=True)
+    (foreign / "kernel.json").write_text(json.dumps({
+        "argv": ["/nonexistent/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "foreign", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    seen = tmp_path / "interpreter.txt"
+    write_notebook(tmp_path / "notebooks" / "00_which.ipynb", record_interpreter(seen))
+
+    executed = run_notebooks("smoke", output_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks")
+
+    assert [p.name for p in executed] == ["00_which.ipynb"]
+    assert seen.read_text() == sys.executable
+
+
+def test_unknown_notebook_name_lists_the_known_ones(tmp_path):
+    write_notebook(tmp_path / "00_a.ipynb", "x = 1")
+    assert list_notebooks(tmp_path, ["00_a.ipynb"]) == [tmp_path / "00_a.ipynb"]
+    with pytest.raises(FileNotFoundError, match=r"\['00_a'\]"):
+        list_notebooks(tmp_path, ["01_missing"])
