@@ -110,7 +110,7 @@ class VOCSegmentation(Dataset):
 def image_table(dataset: VOCSegmentation, progress: bool = True):
     """One row per image: classes, objects, and the share of foreground and void pixels."""
     import pandas as pd
-    from tqdm.auto import tqdm
+    from tqdm import tqdm  # text bars: no ipywidgets needed, and they render in the static book
 
     rows = []
     for name in tqdm(dataset.names, desc=f"statistics of {dataset.split}", disable=not progress):
@@ -120,3 +120,9 @@ def image_table(dataset: VOCSegmentation, progress: bool = True):
                      "foreground": float(((label > 0) & (label != IGNORE_INDEX)).mean()),
                      "void": float((label == IGNORE_INDEX).mean()), "height": label.shape[0], "width": label.shape[1]})
     return pd.DataFrame(rows)
+
+
+def class_count_shares(table):
+    """Share of images with 1, 2 and 3+ classes (the paper's Table 3 buckets) in an image table."""
+    buckets = table["classes"].clip(upper=3).map({1: "1", 2: "2", 3: "3+"})
+    return buckets.value_counts(normalize=True).reindex(["1", "2", "3+"]).fillna(0.0)

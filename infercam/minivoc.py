@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from scipy import ndimage
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no ipywidgets needed, and they render in the static book
 
 from infercam.glyphs import DISTRACTOR_GLYPHS, Glyph, class_glyphs, distractor_glyphs
 from infercam.voc import IGNORE_INDEX, VOC_CLASSES, save_label_png

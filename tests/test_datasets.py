@@ -106,3 +106,13 @@ def test_annotation_errors_name_the_file(tmp_path):
 def test_image_level_label_is_multi_hot_in_voc_order():
     label = image_level_label(["person", "aeroplane", "person"])
     assert label.tolist() == [1.0] + [0.0] * 13 + [1.0] + [0.0] * 5
+
+
+def test_class_count_shares_bucket_three_and_more():
+    import pandas as pd
+
+    from infercam.datasets import class_count_shares
+
+    shares = class_count_shares(pd.DataFrame({"classes": [1, 1, 2, 3, 4]}))
+    assert shares.to_dict() == {"1": 0.4, "2": 0.2, "3+": 0.4}
+    assert class_count_shares(pd.DataFrame({"classes": [1]})).to_dict() == {"1": 1.0, "2": 0.0, "3+": 0.0}
