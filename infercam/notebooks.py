@@ -119,6 +119,35 @@ def _committed_cell_index(notebook: Path, executed_index: int, injected: bool) -
     return max(executed_index - 1, 0) if executed_index > parameters_index else executed_index
 
 
+def terminal_text(text: str) -> str:
+    """What a terminal shows for ``text``: a carriage return overwrites its line, so a progress bar
+    leaves its last state only, instead of one line per refresh in the static book."""
+    lines = []
+    for line in text.split("\n"):
+        parts = [part for part in line.split("\r") if part]
+        lines.append(parts[-1] if parts else "")
+    return "\n".join(lines)
+
+
+def collapse_streams(path: Path) -> None:
+    """Merge each cell's consecutive stdout/stderr chunks and apply :func:`terminal_text`."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        merged = []
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and merged and merged[-1].output_type == "stream" \
+                    and merged[-1].name == output.name:
+                merged[-1].text += output.text
+            else:
+                merged.append(output)
+        for output in merged:
+            if output.output_type == "stream":
+                output.text = terminal_text(output.text)
+        if "outputs" in cell:
+            cell.outputs = merged
+    nbformat.write(notebook, path)
+
+
 def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
                   output_dir: str | os.PathLike | None = None,
                   notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, log_output: bool = False) -> list[Path]:
@@ -166,6 +195,7 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
             print(f"[{number}/{len(notebooks)}] {notebook.stem} FAILED after {seconds:.1f} s", flush=True)
             raise failure
         print(f"[{number}/{len(notebooks)}] {notebook.stem} done in {seconds:.1f} s", flush=True)
+        collapse_streams(output)
         executed.append(output)
     return executed
 

@@ -111,3 +111,22 @@ def test_unknown_notebook_name_lists_the_known_ones(tmp_path):
     assert list_notebooks(tmp_path, ["00_a.ipynb"]) == [tmp_path / "00_a.ipynb"]
     with pytest.raises(FileNotFoundError, match=r"\['00_a'\]"):
         list_notebooks(tmp_path, ["01_missing"])
+
+
+def test_progress_bars_keep_their_last_state_only(tmp_path):
+    import nbformat
+
+    from infercam.notebooks import collapse_streams, terminal_text
+
+    assert terminal_text("a:  0%|\ra: 50%|\ra:100%|\ndone\n") == "a:100%|\ndone\n"
+    assert terminal_text("bar 10%\r") == "bar 10%"  # a line ended by \r keeps what it showed
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stderr", text="p:  0%|"),
+        nbformat.v4.new_output("stream", name="stderr", text="\rp:100%|\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="result\n"),
+    ])])
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    collapse_streams(path)
+    outputs = nbformat.read(path, as_version=4).cells[0].outputs
+    assert [(o.name, o.text) for o in outputs] == [("stderr", "p:100%|\n"), ("stdout", "result\n")]
