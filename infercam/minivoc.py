@@ -242,15 +242,33 @@ def _transform_glyph(rng, glyph: Glyph, longest_side: int, max_rotation: float, 
 def _paste(canvas: np.ndarray, owner: np.ndarray, rgba: np.ndarray, x: int, y: int, owner_id: int) -> None:
     """Alpha-blend ``rgba`` with its top-left corner at (x, y), clipped to the canvas; pixels at
     least half covered now belong to ``owner_id`` (0 for distractors: they hide what is behind)."""
-    size = canvas.shape[0]
-    h, w = rgba.shape[:2]
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, size), min(y + h, size)
+    x0, y0, x1, y1 = _clip(x, y, rgba.shape[1], rgba.shape[0], canvas.shape[0])
     if x0 >= x1 or y0 >= y1:
         return
     patch = rgba[y0 - y: y1 - y, x0 - x: x1 - x]
     alpha = patch[..., 3:] / 255.0
     canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - alpha) + patch[..., :3] * alpha
     owner[y0:y1, x0:x1][alpha[..., 0] >= 0.5] = owner_id
+
+
+def _clip(x: int, y: int, w: int, h: int, size: int) -> tuple[int, int, int, int]:
+    """The part of a w x h patch at (x, y) that lies inside the canvas: x0, y0, x1, y1."""
+    return max(x, 0), max(y, 0), min(x + w, size), min(y + h, size)
+
+
+def _area_in_frame(rgba: np.ndarray, x: int, y: int, size: int) -> int:
+    """Pixels the glyph would own inside the canvas if nothing covered it (as ``_paste`` counts)."""
+    x0, y0, x1, y1 = _clip(x, y, rgba.shape[1], rgba.shape[0], size)
+    if x0 >= x1 or y0 >= y1:
+        return 0
+    return int((rgba[y0 - y: y1 - y, x0 - x: x1 - x, 3] / 255.0 >= 0.5).sum())
+
+
+def _paste_distractor(rng, canvas, owner, glyph: Glyph, scale: tuple[float, float], horizon: int) -> None:
+    """A non-VOC glyph anywhere in the scene; it is background and hides what it covers."""
+    size = canvas.shape[0]
+    rgba = _transform_glyph(rng, glyph, int(size * rng.uniform(*scale)), 20.0, 0.05)
+    _paste(canvas, owner, rgba, *_stand_position(rng, "clutter", horizon, size, *rgba.shape[1::-1]), owner_id=0)
 
 
 def _stand_position(rng, context: str, horizon: int, size: int, w: int, h: int) -> tuple[int, int]:
@@ -304,8 +322,7 @@ def compose_scene(rng: np.random.Generator, config: MiniVOCConfig) -> Scene:
                        for _ in range(int(rng.integers(config.distractors[0], config.distractors[1] + 1)))]
         in_front = [d for d in distractors if rng.random() < config.front_distractor_prob]
         for glyph in (d for d in distractors if not any(d is f for f in in_front)):
-            rgba = _transform_glyph(rng, glyph, int(size * rng.uniform(0.12, 0.45)), 20.0, 0.05)
-            _paste(canvas, owner, rgba, *_stand_position(rng, "clutter", horizon, size, *rgba.shape[1::-1]), owner_id=0)
+            _paste_distractor(rng, canvas, owner, glyph, (0.12, 0.45), horizon)
 
         # Objects shrink as a scene holds more of them, so that the foreground stays VOC-like.
         shrink = len(instances) ** -0.35
@@ -317,14 +334,11 @@ def compose_scene(rng: np.random.Generator, config: MiniVOCConfig) -> Scene:
             rgba = _transform_glyph(rng, glyph, int(size * shrink * rng.uniform(*config.object_scale)),
                                     config.max_rotation, hue)
             x, y = _stand_position(rng, context, horizon, size, rgba.shape[1], rgba.shape[0])
-            alone = np.zeros_like(owner)
-            _paste(canvas.copy(), alone, rgba, x, y, owner_id=1)
-            full_masks[instance_id] = int(alone.sum())
+            full_masks[instance_id] = _area_in_frame(rgba, x, y, size)
             _paste(canvas, owner, rgba, x, y, owner_id=instance_id)
             placed.append((instance_id, class_name, glyph.code))
         for glyph in in_front:
-            rgba = _transform_glyph(rng, glyph, int(size * rng.uniform(0.1, 0.3)), 20.0, 0.05)
-            _paste(canvas, owner, rgba, *_stand_position(rng, "clutter", horizon, size, *rgba.shape[1::-1]), owner_id=0)
+            _paste_distractor(rng, canvas, owner, glyph, (0.1, 0.3), horizon)
 
         visible = {i: int((owner == i).sum()) / max(full_masks[i], 1) for i, _, _ in placed}
         if all(v >= config.min_visible and full_masks[i] > 0 for i, v in visible.items()):
