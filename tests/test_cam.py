@@ -1,0 +1,105 @@
+"""CAM inference (psa's protocol) on tiny seeded models, and its resumable storage."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from infercam.cam import infer_cams, load_cams, multiscale_cam, save_cams, to_tensor
+from infercam.datasets import VOCSegmentation
+from infercam.minivoc import MiniVOCConfig, generate_minivoc
+
+
+class TinyClassifier(nn.Module):
+    """A seeded stand-in for a classifier: a strided conv, then the 1x1 class conv as the CAM."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
+        self.classifier = nn.Conv2d(8, 20, 1, bias=False)
+
+    def cam(self, x):
+        return self.classifier(self.features(x))
+
+
+class RedChannel(nn.Module):
+    """Class 0's map is the normalised red channel itself: the CAM has a hand-computable answer."""
+
+    def cam(self, x):
+        maps = torch.zeros(x.shape[0], 20, *x.shape[2:])
+        maps[:, 0] = x[:, 0]
+        return maps
+
+
+@pytest.fixture(scope="module")
+def image():
+    return np.random.default_rng(0).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
+
+
+def test_single_scale_answer_by_hand(image):
+    red = (image[..., 0] / 255.0 - 0.485) / 0.229
+    expected = np.maximum(red, 0) / (np.maximum(red, 0).max() + 1e-5)
+    cams = multiscale_cam(RedChannel(), image, [0], scales=(1.0,), flip=False)
+    assert cams.shape == (1, 24, 32)
+    assert np.allclose(cams[0], expected, atol=1e-5)
+
+
+def test_maps_are_max_normalised_and_non_negative(image):
+    cams = multiscale_cam(TinyClassifier(), image, [2, 5, 11])
+    assert cams.shape == (3, 24, 32) and cams.dtype == np.float32
+    assert cams.min() >= 0
+    assert np.allclose(cams.reshape(3, -1).max(axis=1), 1.0, atol=1e-4)
+
+
+def test_only_the_asked_classes_in_their_order(image):
+    model = TinyClassifier()
+    every = multiscale_cam(model, image, range(20))
+    some = multiscale_cam(model, image, [7, 3])
+    assert np.allclose(some, every[[7, 3]], atol=1e-6)
+    assert multiscale_cam(model, image, []).shape == (0, 24, 32)
+
+
+def test_flip_averaging_makes_maps_flip_equivariant(image):
+    model = TinyClassifier(seed=1)  # its own maps are not symmetric; the protocol's are
+    cams = multiscale_cam(model, image, [0, 1], scales=(1.0, 0.5))
+    mirrored = multiscale_cam(model, image[:, ::-1], [0, 1], scales=(1.0, 0.5))
+    assert np.allclose(mirrored, cams[..., ::-1], atol=1e-5)
+    unflipped = multiscale_cam(model, image, [0, 1], scales=(1.0, 0.5), flip=False)
+    assert not np.allclose(unflipped, cams, atol=1e-3)
+
+
+def test_to_tensor_normalises_like_imagenet():
+    white = np.full((2, 2, 3), 255, dtype=np.uint8)
+    assert torch.allclose(to_tensor(white)[:, 0, 0], torch.tensor([(1 - 0.485) / 0.229, (1 - 0.456) / 0.224,
+                                                                   (1 - 0.406) / 0.225]))
+
+
+def test_cam_files_round_trip_and_name_corruption(tmp_path):
+    cams = np.random.default_rng(1).random((2, 5, 6)).astype(np.float32)
+    save_cams(tmp_path / "a.npz", cams, [4, 9])
+    loaded, class_ids = load_cams(tmp_path / "a.npz")
+    assert class_ids.tolist() == [4, 9]
+    assert np.allclose(loaded, cams, atol=1e-3)  # float16 storage
+    (tmp_path / "b.npz").write_bytes(b"truncated")
+    with pytest.raises(OSError, match="corrupt CAM file .*b.npz"):
+        load_cams(tmp_path / "b.npz")
+
+
+def test_infer_cams_resumes_and_skips_what_is_saved(tmp_path):
+    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=2, image_size=64, num_train=4, num_val=2,
+                                                                num_aug=1), progress=False)
+    dataset = VOCSegmentation(root, "val")
+    model = TinyClassifier()
+    out = infer_cams(model, dataset, tmp_path / "cams", scales=(1.0,), progress=False)
+    files = sorted(out.glob("*.npz"))
+    assert [f.stem for f in files] == dataset.names
+    cams, class_ids = load_cams(files[0])
+    assert class_ids.tolist() == np.flatnonzero(dataset.cls_labels[0]).tolist()
+    assert cams.shape == (len(class_ids), 64, 64)
+    stamps = {f.name: f.stat().st_mtime_ns for f in files}
+    files[1].unlink()
+    infer_cams(model, dataset, out, scales=(1.0,), progress=False)
+    assert files[1].exists()
+    assert files[0].stat().st_mtime_ns == stamps[files[0].name]  # not computed again
