@@ -30,6 +30,11 @@ def confusion_matrix(prediction: np.ndarray, truth: np.ndarray, num_labels: int 
     truth, prediction = truth[keep].astype(np.int64), prediction[keep].astype(np.int64)
     if truth.size and (truth.max() >= num_labels or prediction.max() >= num_labels or prediction.min() < 0):
         raise ValueError(f"labels must lie in 0..{num_labels - 1} (or be {ignore_index} in the truth)")
+    return _count_pairs(truth, prediction, num_labels)
+
+
+def _count_pairs(truth: np.ndarray, prediction: np.ndarray, num_labels: int = NUM_LABELS) -> np.ndarray:
+    """Confusion counts of flat int64 label arrays already stripped of ignored pixels."""
     return np.bincount(truth * num_labels + prediction, minlength=num_labels ** 2).reshape(num_labels, num_labels)
 
 
@@ -84,8 +89,7 @@ class ThresholdSweep:
             winner = np.asarray(class_ids, dtype=np.int64)[cams.argmax(axis=0).ravel()[keep]] + 1
         for index, threshold in enumerate(self.thresholds):
             prediction = np.where(peak > threshold, winner, 0)
-            self.confusions[index] += np.bincount(truth * NUM_LABELS + prediction,
-                                                  minlength=NUM_LABELS ** 2).reshape(NUM_LABELS, NUM_LABELS)
+            self.confusions[index] += _count_pairs(truth, prediction)
 
     def mious(self) -> np.ndarray:
         return np.array([mean_iou(confusion) for confusion in self.confusions])

@@ -87,7 +87,18 @@ def _conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv
     return nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False)
 
 
-class ResBlock(nn.Module):
+class _PreActivationBlock(nn.Module):
+    """What psa's two block types share: BN + ReLU on the input feeds both the residual branch and
+    the 1x1 projection shortcut (present when the shape changes)."""
+
+    def forward(self, x: torch.Tensor, return_preact: bool = False):
+        pre = F.relu(self.bn_branch2a(x))
+        shortcut = x if self.same_shape else self.conv_branch1(pre)
+        out = shortcut + self.residual(pre)
+        return (out, pre) if return_preact else out
+
+
+class ResBlock(_PreActivationBlock):
     """Pre-activation block of two 3x3 convolutions (psa ``ResBlock``).
 
     ``conv_branch2a`` carries the stride and ``first_dilation`` (default: ``dilation``);
@@ -106,16 +117,11 @@ class ResBlock(nn.Module):
         if not self.same_shape:
             self.conv_branch1 = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
 
-    def forward(self, x: torch.Tensor, return_preact: bool = False):
-        pre = F.relu(self.bn_branch2a(x))
-        shortcut = x if self.same_shape else self.conv_branch1(pre)
-        y = self.conv_branch2a(pre)
-        y = self.conv_branch2b1(F.relu(self.bn_branch2b1(y)))
-        out = shortcut + y
-        return (out, pre) if return_preact else out
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
+        return self.conv_branch2b1(F.relu(self.bn_branch2b1(self.conv_branch2a(pre))))
 
 
-class BottleneckBlock(nn.Module):
+class BottleneckBlock(_PreActivationBlock):
     """Pre-activation bottleneck 1x1 -> 3x3 (dilated) -> 1x1 with widths out/4, out/2, out and
     Dropout2d before the last two convolutions (psa ``ResBlock_bot``). Always has the projection
     shortcut in ResNet-38 (the channel count changes)."""
@@ -135,14 +141,10 @@ class BottleneckBlock(nn.Module):
         if not self.same_shape:
             self.conv_branch1 = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
 
-    def forward(self, x: torch.Tensor, return_preact: bool = False):
-        pre = F.relu(self.bn_branch2a(x))
-        shortcut = x if self.same_shape else self.conv_branch1(pre)
+    def residual(self, pre: torch.Tensor) -> torch.Tensor:
         y = self.conv_branch2a(pre)
         y = self.conv_branch2b1(self.dropout_2b1(F.relu(self.bn_branch2b1(y))))
-        y = self.conv_branch2b2(self.dropout_2b2(F.relu(self.bn_branch2b2(y))))
-        out = shortcut + y
-        return (out, pre) if return_preact else out
+        return self.conv_branch2b2(self.dropout_2b2(F.relu(self.bn_branch2b2(y))))
 
 
 class ResNet38d(nn.Module):
