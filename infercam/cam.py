@@ -14,6 +14,7 @@ steps of the background-score sweep, at half the disk of float32.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,38 +22,89 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from infercam.config import autocast
+
 PSA_SCALES = (1.0, 0.5, 1.5, 2.0)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def normalise(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 (N, 3, H, W) RGB -> float32 normalised with ImageNet's mean and std, on its device."""
+    mean = torch.tensor(IMAGENET_MEAN, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=batch.device).view(1, 3, 1, 1)
+    return (batch.float() / 255.0 - mean) / std
+
+
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (3, H, W) float32, normalised with ImageNet's mean and std."""
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
-    return (tensor - mean) / std
+    return normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])[0]
 
 
 @torch.no_grad()
-def multiscale_cam(model, image: np.ndarray, class_ids, scales=PSA_SCALES, flip: bool = True,
-                   device: torch.device | str = "cpu") -> np.ndarray:
-    """Max-normalised CAMs (K, H, W) float32 of ``class_ids`` (0-based VOC indices) for one image."""
-    class_ids = list(class_ids)
-    height, width = image.shape[:2]
-    if not class_ids:
-        return np.zeros((0, height, width), dtype=np.float32)
-    x = to_tensor(image).unsqueeze(0).to(device)
-    total = torch.zeros((len(class_ids), height, width), device=device)
+def response_maps(model, images: list[np.ndarray], class_ids: list, scales=PSA_SCALES, flip: bool = True,
+                  device: torch.device | str = "cpu", mixed_precision: bool = False):
+    """The protocol before normalisation, for several images of one size in one batch per scale
+    (the images and their flips together). Returns, per image, ``(maps, logits)``: ``maps``
+    (K_i, H, W) is the sum over scales and flips of the ReLU'd, upsampled maps of ``class_ids[i]``,
+    and ``logits`` (K_i,) the classifier's scores for them on the image at ``scales[0]`` unflipped
+    (the spatial mean of the raw map: pooling and the 1x1 head commute)."""
+    if len({image.shape for image in images}) != 1:
+        raise ValueError(f"images of one batch must share a size, got {sorted({i.shape for i in images})}")
+    device = torch.device(device)
+    height, width = images[0].shape[:2]
+    # Only the classes some image of the batch has are upsampled (about 2 of 20 on VOC).
+    present = sorted({int(c) for ids in class_ids for c in ids})
+    if not present:
+        return [(torch.zeros((0, height, width)), torch.zeros(0)) for _ in images]
+    x = normalise(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device))
+    total, logits = 0, None
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         scaled = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
-        maps = F.relu(model.cam(batch))[:, class_ids]
-        maps = F.interpolate(maps, size=(height, width), mode="bilinear", align_corners=False)
-        total += maps[0] + maps[1].flip(-1) if flip else maps[0]
-    total /= total.amax(dim=(1, 2), keepdim=True) + 1e-5
-    return total.cpu().numpy()
+        with autocast(device, mixed_precision):
+            raw = model.cam(batch)
+        raw = raw.float()[:, present]
+        if logits is None:
+            logits = raw[:len(images)].mean(dim=(2, 3))
+        maps = F.interpolate(F.relu(raw), size=(height, width), mode="bilinear", align_corners=False)
+        total = total + (maps[:len(images)] + maps[len(images):].flip(-1) if flip else maps)
+    rows = [[present.index(int(c)) for c in ids] for ids in class_ids]
+    return [(total[index, row], logits[index, row]) for index, row in enumerate(rows)]
+
+
+def max_normalise(maps: torch.Tensor) -> torch.Tensor:
+    """Each map (K, H, W) divided by its spatial maximum (+1e-5, psa's guard)."""
+    return maps / (maps.amax(dim=(1, 2), keepdim=True) + 1e-5)
+
+
+def multiscale_cams(model, images: list[np.ndarray], class_ids: list, scales=PSA_SCALES, flip: bool = True,
+                    device: torch.device | str = "cpu", mixed_precision: bool = False) -> list[np.ndarray]:
+    """Max-normalised CAMs of several images of one size, in one batch per scale: a list of
+    (K_i, H, W) float32 arrays for the ``class_ids[i]``."""
+    responses = response_maps(model, images, class_ids, scales, flip, device, mixed_precision)
+    return [max_normalise(maps).cpu().numpy() for maps, _ in responses]
+
+
+def multiscale_cam(model, image: np.ndarray, class_ids, scales=PSA_SCALES, flip: bool = True,
+                   device: torch.device | str = "cpu", mixed_precision: bool = False) -> np.ndarray:
+    """Max-normalised CAMs (K, H, W) float32 of ``class_ids`` (0-based VOC indices) for one image."""
+    return multiscale_cams(model, [image], [list(class_ids)], scales, flip, device, mixed_precision)[0]
+
+
+@dataclass
+class BaselineCAM:
+    """psa's protocol as a method object: ``(model, image, class_ids) -> maps (K, H, W)``, the call
+    shape every CAM method here shares."""
+
+    scales: tuple[float, ...] = PSA_SCALES
+    flip: bool = True
+    device: str | torch.device = "cpu"
+    mixed_precision: bool = False
+
+    def __call__(self, model, image: np.ndarray, class_ids) -> np.ndarray:
+        return multiscale_cam(model, image, class_ids, self.scales, self.flip, self.device, self.mixed_precision)
 
 
 def save_cams(path: str | os.PathLike, cams: np.ndarray, class_ids) -> None:
@@ -76,16 +128,35 @@ def load_cams(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, flip: bool = True,
-               device: torch.device | str = "cpu", progress: bool = True) -> Path:
-    """CAMs of every image of ``dataset`` into ``out_dir/<name>.npz``; images already saved are
-    skipped, so an interrupted run continues where it stopped."""
+               device: torch.device | str = "cpu", batch_size: int = 1, mixed_precision: bool = False,
+               progress: bool = True) -> Path:
+    """CAMs of every image of ``dataset`` into ``out_dir/<name>.npz``, ``batch_size`` images of one
+    size per forward; images already saved are skipped, so an interrupted run continues where it
+    stopped."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    todo = [i for i, name in enumerate(dataset.names) if not (out_dir / f"{name}.npz").exists()]
-    for index in tqdm(todo, desc=f"CAMs of {dataset.split}", disable=not progress):
-        name = dataset.names[index]
-        image = dataset.load_image(name)
-        class_ids = np.flatnonzero(dataset.cls_labels[index])
-        save_cams(out_dir / f"{name}.npz", multiscale_cam(model, image, class_ids, scales, flip, device), class_ids)
+    todo = [name for name in dataset.names if not (out_dir / f"{name}.npz").exists()]
+    labels = dict(zip(dataset.names, dataset.cls_labels))
+    with tqdm(total=len(todo), desc=f"CAMs of {dataset.split}", disable=not progress) as bar:
+        for names, images in _same_size_batches(dataset, todo, batch_size):
+            class_ids = [np.flatnonzero(labels[name]) for name in names]
+            cams = multiscale_cams(model, images, class_ids, scales, flip, device, mixed_precision)
+            for name, maps, ids in zip(names, cams, class_ids):
+                save_cams(out_dir / f"{name}.npz", maps, ids)
+            bar.update(len(names))
     return out_dir
+
+
+def _same_size_batches(dataset, names: list[str], batch_size: int):
+    """(names, images) batches of up to ``batch_size`` consecutive images that share a size."""
+    names_batch, images_batch = [], []
+    for name in names:
+        image = dataset.load_image(name)
+        if images_batch and (len(images_batch) == batch_size or image.shape != images_batch[0].shape):
+            yield names_batch, images_batch
+            names_batch, images_batch = [], []
+        names_batch.append(name)
+        images_batch.append(image)
+    if images_batch:
+        yield names_batch, images_batch

@@ -54,3 +54,13 @@ def seed_everything(seed: int) -> None:
     except ImportError:
         return
     torch.manual_seed(seed)
+
+
+def autocast(device, enabled: bool = True):
+    """bfloat16 autocast on the CPU or the GPU (no loss scaling needed, unlike float16); a no-op when
+    ``enabled`` is false. On CPUs with bfloat16 units (AVX-512 BF16, AMX) convolutions run about
+    twice as fast; where the CPU lacks them, pass ``enabled=False``."""
+    import torch
+
+    device = torch.device(device)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)

@@ -109,3 +109,26 @@ class ThresholdSweep:
                         f"{self.thresholds[0]:.2f}..{self.thresholds[-1]:.2f}: the maximum is clipped; widen the sweep")
             if at_edge else None,
         }
+
+
+def average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    """Per-class average precision of multi-label scores (N, C) against 0/1 targets (N, C): the mean,
+    over the positives, of the precision at each positive's rank (scikit-learn's definition, with
+    tied scores ranked together). NaN for a class without positives."""
+    scores, targets = np.asarray(scores, dtype=np.float64), np.asarray(targets) > 0
+    if scores.shape != targets.shape:
+        raise ValueError(f"scores {scores.shape} and targets {targets.shape} differ in shape")
+    result = np.full(scores.shape[1], np.nan)
+    for c in range(scores.shape[1]):
+        positives = targets[:, c].sum()
+        if positives == 0:
+            continue
+        order = np.argsort(-scores[:, c], kind="stable")
+        ranked_scores, hits = scores[order, c], targets[order, c]
+        # A tie block counts as one threshold: precision and recall taken at its last member.
+        last_of_tie = np.r_[ranked_scores[1:] != ranked_scores[:-1], True]
+        true_positives = np.cumsum(hits)[last_of_tie]
+        predicted = np.flatnonzero(last_of_tie) + 1
+        recall_steps = np.diff(np.r_[0, true_positives]) / positives
+        result[c] = float((recall_steps * true_positives / predicted).sum())
+    return result

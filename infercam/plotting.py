@@ -50,3 +50,40 @@ def show_glyphs(glyphs_by_name: dict[str, tuple], columns: int = 10):
         ax.set_title(f"{name}\nU+{glyph.code}", fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def cam_heatmap(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """The image under a jet-coloured activation map in [0, 1]."""
+    colours = plt.get_cmap("jet")(np.clip(cam, 0, 1))[..., :3] * 255
+    return ((1 - alpha) * image + alpha * colours).astype(np.uint8)
+
+
+def show_cam_panels(dataset, names, cam_loader, threshold: float | None = None):
+    """The paper's Fig. 2 columns for each image: the image, its CAM (max over its classes), the
+    mask CAM > 0, and the ground truth; with ``threshold``, a fifth column shows the CAM's label
+    map at that background score. ``cam_loader(name) -> (cams, class_ids)``."""
+    from infercam.metrics import cam_prediction
+
+    titles = ["image", "CAM (max over its classes)", "CAM > 0", "ground truth"]
+    if threshold is not None:
+        titles.append(f"CAM label at t = {threshold:.2f}")
+    fig, axes = plt.subplots(len(names), len(titles), figsize=(2.6 * len(titles), 2.6 * len(names)), squeeze=False)
+    for row, name in zip(axes, names):
+        image, truth = dataset.load_image(name), dataset.load_label(name)
+        cams, class_ids = cam_loader(name)
+        peak = cams.max(axis=0) if len(class_ids) else np.zeros(truth.shape, dtype=np.float32)
+        foreground = (truth > 0) & (truth != IGNORE_INDEX)
+        recall = (foreground & (peak > 0)).sum() / max(foreground.sum(), 1)
+        panels = [image, cam_heatmap(image, peak), np.where((peak > 0)[..., None], image, image // 4), label_to_rgb(truth)]
+        if threshold is not None:
+            panels.append(label_to_rgb(cam_prediction(cams, class_ids, threshold)))
+        for ax, panel in zip(row, panels):
+            ax.imshow(panel, interpolation="nearest")
+            ax.axis("off")
+        row[0].set_title(f"{name}: {', '.join(CLASS_NAMES[c + 1] for c in class_ids)}", fontsize=8)
+        row[2].set_title(f"CAM > 0 (recall {recall:.0%})", fontsize=8)
+    for ax, title in zip(axes[0][1:], titles[1:]):
+        if ax.get_title() == "":
+            ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -4,33 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
-
-from infercam.cam import infer_cams, load_cams, multiscale_cam, save_cams, to_tensor
+from infercam.cam import infer_cams, load_cams, multiscale_cam, multiscale_cams, save_cams, to_tensor
 from infercam.datasets import VOCSegmentation
 from infercam.minivoc import MiniVOCConfig, generate_minivoc
-
-
-class TinyClassifier(nn.Module):
-    """A seeded stand-in for a classifier: a strided conv, then the 1x1 class conv as the CAM."""
-
-    def __init__(self, seed: int = 0):
-        super().__init__()
-        torch.manual_seed(seed)
-        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=4, padding=1), nn.ReLU())
-        self.classifier = nn.Conv2d(8, 20, 1, bias=False)
-
-    def cam(self, x):
-        return self.classifier(self.features(x))
-
-
-class RedChannel(nn.Module):
-    """Class 0's map is the normalised red channel itself: the CAM has a hand-computable answer."""
-
-    def cam(self, x):
-        maps = torch.zeros(x.shape[0], 20, *x.shape[2:])
-        maps[:, 0] = x[:, 0]
-        return maps
+from tiny_models import RedChannel, TinyClassifier
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +80,26 @@ def test_infer_cams_resumes_and_skips_what_is_saved(tmp_path):
     infer_cams(model, dataset, out, scales=(1.0,), progress=False)
     assert files[1].exists()
     assert files[0].stat().st_mtime_ns == stamps[files[0].name]  # not computed again
+
+
+def test_a_batch_of_images_gives_each_image_its_own_maps(image):
+    model = TinyClassifier(seed=3)
+    other = np.random.default_rng(5).integers(0, 256, size=image.shape, dtype=np.uint8)
+    together = multiscale_cams(model, [image, other], [[1, 4], [7]], scales=(1.0, 0.5))
+    assert np.allclose(together[0], multiscale_cam(model, image, [1, 4], scales=(1.0, 0.5)), atol=1e-5)
+    assert np.allclose(together[1], multiscale_cam(model, other, [7], scales=(1.0, 0.5)), atol=1e-5)
+    with pytest.raises(ValueError, match="share a size"):
+        multiscale_cams(model, [image, other[:, :-1]], [[1], [1]])
+
+
+def test_batched_inference_saves_the_same_maps_as_one_at_a_time(tmp_path):
+    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=4, image_size=48, num_train=5, num_val=2,
+                                                                num_aug=1), progress=False)
+    dataset = VOCSegmentation(root, "train")
+    model = TinyClassifier(seed=2)
+    single = infer_cams(model, dataset, tmp_path / "one", scales=(1.0, 0.5), progress=False)
+    batched = infer_cams(model, dataset, tmp_path / "batched", scales=(1.0, 0.5), batch_size=3, progress=False)
+    for name in dataset.names:
+        (a, ids_a), (b, ids_b) = load_cams(single / f"{name}.npz"), load_cams(batched / f"{name}.npz")
+        assert ids_a.tolist() == ids_b.tolist()
+        assert np.allclose(a, b, atol=1e-3)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infercam.metrics import (NUM_LABELS, ThresholdSweep, cam_prediction, confusion_matrix, iou_per_class,
-                              mean_iou)
+from infercam.metrics import (NUM_LABELS, ThresholdSweep, average_precision, cam_prediction, confusion_matrix,
+                              iou_per_class, mean_iou)
 
 
 def test_confusion_matrix_by_hand():
@@ -77,3 +77,14 @@ def test_best_threshold_is_found_and_edges_are_flagged():
     # 0.58 and 0.59 tie at the top (mean of 2/3 and 1/2): the maximum touches the sweep's end.
     assert best["threshold"] == pytest.approx(0.58) and best["miou"] == pytest.approx((2 / 3 + 1 / 2) / 2)
     assert best["at_edge"] and "clipped" in best["warning"]
+
+
+def test_average_precision_by_hand():
+    scores = np.array([[0.9, 0.5], [0.8, 0.5], [0.7, 0.1], [0.6, 0.2]])
+    targets = np.array([[1, 1], [0, 0], [1, 0], [0, 0]])
+    ap = average_precision(scores, targets)
+    assert ap[0] == pytest.approx((1 / 1 + 2 / 3) / 2)  # hits at ranks 1 and 3
+    assert ap[1] == pytest.approx(0.5)  # the positive ties with a negative: precision 1/2 at that threshold
+    assert np.isnan(average_precision(scores, np.zeros_like(targets))).all()
+    with pytest.raises(ValueError, match="differ in shape"):
+        average_precision(scores, targets[:, :1])

@@ -1,0 +1,152 @@
+"""Split & unite (paper section 3.2, Fig. 3): infer the classifier on parts of the image, each
+part holding a piece of the object, and unite the parts' maps by element-wise maximum.
+
+Where to split comes from the baseline CAM: the centre of mass of each class's (max-normalised,
+unthresholded) map.
+
+* 1 class: the four quadrants about its centre.
+* 2 classes: the rectangle spanned by the two centres is kept in all four patches, whose outer
+  corners are the image's corners (Fig. 3, second row).
+* 3+ classes: the paper splits "by the CAM mass center for each class separately": each class gets
+  its own four quadrants, which give that class's map only (``many_classes="per_class"``); the
+  official code does not split such images (``many_classes="none"``: the baseline map is kept).
+
+``buffer`` lets neighbouring patches overlap by that many pixels each way (the official code: 10 px
+for one class, 20 px for two; the paper: none). Patches are clipped to the image (never wrapped
+around, unlike the official code's negative slices), and a split line is kept ``min_size`` pixels
+from the image's edges so that no patch is a sliver (our choice; neither the paper nor the code has
+one: a centre on the border would give a patch a few pixels wide, whose max-normalised map is noise).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A half-open box ``[top, bottom) x [left, right)`` and the classes whose maps it gives."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    class_ids: tuple[int, ...]
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def rows(self) -> slice:
+        return slice(self.top, self.bottom)
+
+    @property
+    def columns(self) -> slice:
+        return slice(self.left, self.right)
+
+
+def centre_of_mass(cam: np.ndarray) -> tuple[float, float]:
+    """(y, x) centre of mass of a non-negative map; the image centre for a map that is all zero."""
+    cam = np.clip(np.asarray(cam, dtype=np.float64), 0, None)
+    total = cam.sum()
+    height, width = cam.shape
+    if total <= 0:
+        return (height - 1) / 2, (width - 1) / 2
+    ys, xs = np.arange(height), np.arange(width)
+    return float(ys @ cam.sum(axis=1) / total), float(xs @ cam.sum(axis=0) / total)
+
+
+def _split_line(coordinate: float, size: int, min_size: int) -> int:
+    """The pixel boundary at a centre coordinate (pixels < it go up/left, >= it down/right), kept
+    ``min_size`` pixels from either edge so that no patch is a sliver."""
+    return int(np.clip(round(coordinate + 0.5), min_size, size - min_size))
+
+
+def quadrant_boxes(centre: tuple[float, float], height: int, width: int, buffer: int = 0,
+                   min_size: int = 16) -> list[tuple[int, int, int, int]]:
+    """The four quadrants about ``centre`` as (top, left, bottom, right), each reaching ``buffer``
+    pixels into its neighbours, clipped to the image."""
+    y, x = _split_line(centre[0], height, min_size), _split_line(centre[1], width, min_size)
+    return [(0, 0, min(y + buffer, height), min(x + buffer, width)),
+            (0, max(x - buffer, 0), min(y + buffer, height), width),
+            (max(y - buffer, 0), 0, height, min(x + buffer, width)),
+            (max(y - buffer, 0), max(x - buffer, 0), height, width)]
+
+
+def rectangle_boxes(first: tuple[float, float], second: tuple[float, float], height: int, width: int,
+                    buffer: int = 0, min_size: int = 16) -> list[tuple[int, int, int, int]]:
+    """Two classes: the rectangle spanned by the two centres (grown by ``buffer``) lies in each of
+    the four patches, which reach from it to one corner of the image each."""
+    top = max(_split_line(min(first[0], second[0]), height, min_size) - buffer, 0)
+    bottom = min(_split_line(max(first[0], second[0]), height, min_size) + buffer, height)
+    left = max(_split_line(min(first[1], second[1]), width, min_size) - buffer, 0)
+    right = min(_split_line(max(first[1], second[1]), width, min_size) + buffer, width)
+    return [(0, 0, bottom, right), (0, left, bottom, width), (top, 0, height, right), (top, left, height, width)]
+
+
+def plan_patches(cams: np.ndarray, class_ids, many_classes: str = "per_class", buffer: int = 0,
+                 min_size: int = 16) -> list[Patch]:
+    """The patches to infer for an image from its baseline CAMs (K, H, W) of ``class_ids``; none
+    for an image smaller than two ``min_size`` patches or (``many_classes="none"``) with 3+ classes."""
+    if many_classes not in ("per_class", "none"):
+        raise ValueError(f"many_classes must be 'per_class' or 'none', got {many_classes!r}")
+    class_ids = tuple(int(c) for c in class_ids)
+    height, width = cams.shape[1:]
+    if min(height, width) < 2 * min_size or not class_ids:
+        return []
+    centres = [centre_of_mass(cam) for cam in cams]
+    if len(class_ids) == 1:
+        boxes = [(box, class_ids) for box in quadrant_boxes(centres[0], height, width, buffer, min_size)]
+    elif len(class_ids) == 2:
+        boxes = [(box, class_ids) for box in rectangle_boxes(centres[0], centres[1], height, width, buffer, min_size)]
+    elif many_classes == "per_class":
+        boxes = [(box, (c,)) for c, centre in zip(class_ids, centres)
+                 for box in quadrant_boxes(centre, height, width, buffer, min_size)]
+    else:
+        boxes = []
+    return [Patch(*box, ids) for box, ids in boxes]
+
+
+def unite(patch_maps: list[tuple[Patch, np.ndarray]], class_ids, shape: tuple[int, int]) -> np.ndarray:
+    """Element-wise maximum of the patches' maps (one per class of the patch) in the full canvas:
+    (K, H, W) float32 for ``class_ids``. Every pixel of a class must be covered by some patch."""
+    class_ids = [int(c) for c in class_ids]
+    united = np.full((len(class_ids), *shape), -np.inf, dtype=np.float32)
+    for patch, maps in patch_maps:
+        for map_, class_id in zip(maps, patch.class_ids):
+            region = united[class_ids.index(class_id), patch.rows, patch.columns]
+            np.maximum(region, map_, out=region)
+    if np.isinf(united).any():
+        raise ValueError("the patches leave pixels of some class uncovered")
+    return united
+
+
+@dataclass
+class SplitUnite:
+    """``(model, image, class_ids, baseline) -> maps (K, H, W)``: plan the patches from the baseline
+    maps, infer each patch with ``inner`` (a method of the same call shape: :class:`BaselineCAM`
+    for split & unite alone, :class:`IterativeInference` for the combined module), each patch's
+    maps max-normalised on their own (the paper), and unite. :meth:`run` also returns the patches
+    and their maps."""
+
+    inner: Callable
+    many_classes: str = "per_class"
+    buffer: int = 0
+    min_size: int = 16
+
+    def __call__(self, model, image: np.ndarray, class_ids, baseline: np.ndarray) -> np.ndarray:
+        return self.run(model, image, class_ids, baseline)[0]
+
+    def run(self, model, image: np.ndarray, class_ids, baseline: np.ndarray):
+        patches = plan_patches(baseline, class_ids, self.many_classes, self.buffer, self.min_size)
+        if not patches:
+            return np.asarray(baseline, dtype=np.float32), [], []
+        patch_maps = [(patch, self.inner(model, image[patch.rows, patch.columns], patch.class_ids)) for patch in patches]
+        return unite(patch_maps, class_ids, image.shape[:2]), patches, patch_maps

@@ -1,0 +1,219 @@
+"""Training loops with checkpoints that resume, and the classifier's: multi-label soft-margin loss,
+poly learning rate, psa's augmentation.
+
+A training run writes ``<checkpoint>.last`` after every epoch (model, optimiser, history, the
+settings) and ``<checkpoint>`` when it finishes. :func:`load_or_train_classifier` loads the finished
+checkpoint when it is there, resumes from ``.last`` when a run was interrupted, and trains
+otherwise; a checkpoint made with other settings is never silently reused or overwritten.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from infercam.cam import normalise
+from infercam.config import autocast
+from infercam.models import build_classifier
+from infercam.transforms import ClassificationAugment
+
+
+@dataclass
+class ClassifierTraining:
+    """Settings of a classifier run; the defaults are psa's for ResNet-38 (batch 16, 15 epochs,
+    crop 448, long side 256..512, SGD lr 0.01 with x2/x10/x20 groups, wd 5e-4, poly 0.9)."""
+
+    backbone: str = "resnet38d"
+    width: int = 64
+    output_stride: int = 8  # while training; CAM inference may use another
+    epochs: int = 15
+    batch_size: int = 16
+    crop: int = 448
+    resize_long: tuple[int, int] = (256, 512)
+    colour_jitter: tuple[float, float, float, float] = (0.3, 0.3, 0.3, 0.1)
+    optimizer: str = "sgd"  # or "adamw"
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    head_lr_multiplier: float = 10.0
+    bias_lr_multiplier: float = 2.0
+    poly_power: float = 0.9
+    warmup_steps: int = 0
+    mixed_precision: bool = True
+    num_workers: int = 1
+    seed: int = 0
+
+    def __post_init__(self):
+        self.resize_long = tuple(self.resize_long)
+        self.colour_jitter = tuple(self.colour_jitter)
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+
+    def to_dict(self) -> dict:
+        return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+class AugmentedClassification(torch.utils.data.Dataset):
+    """(augmented uint8 image (3, crop, crop), multi-hot label (20,)) of a VOCSegmentation split."""
+
+    def __init__(self, dataset, augment: ClassificationAugment):
+        self.dataset, self.augment = dataset, augment
+        self.labels = torch.from_numpy(dataset.cls_labels.astype(np.float32))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int):
+        image = self.augment(self.dataset.load_image(self.dataset.names[index]))
+        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), self.labels[index]
+
+
+def poly_lr(base_lr: float, step: int, total_steps: int, power: float = 0.9, warmup_steps: int = 0) -> float:
+    """psa's poly schedule lr * (1 - step / total)^power, after an optional linear warm-up."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    return base_lr * (1 - min(step, total_steps - 1) / total_steps) ** power
+
+
+def make_optimizer(model: nn.Module, settings: ClassifierTraining) -> torch.optim.Optimizer:
+    """psa's four parameter groups: weights x1 (decayed), biases/norms x2, head weights x10 (decayed),
+    head biases x20; the multipliers are settings (1 and 1 when everything starts from scratch)."""
+    head, bias = settings.head_lr_multiplier, settings.bias_lr_multiplier
+    multipliers = ((1.0, True), (bias, False), (head, True), (head * bias, False))
+    groups = [{"params": params, "lr_multiplier": multiplier, "weight_decay": settings.weight_decay if decay else 0.0}
+              for params, (multiplier, decay) in zip(model.parameter_groups(), multipliers) if params]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum)
+    return torch.optim.AdamW(groups, lr=settings.lr)
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """Atomic write: an interrupted save leaves the previous checkpoint intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises several types for truncated or foreign files
+        raise CheckpointError(f"corrupt checkpoint {path}: {error}; delete it to train again") from error
+
+
+def _check_settings(path: Path, state: dict, settings: ClassifierTraining) -> None:
+    saved, wanted = state.get("settings", {}), settings.to_dict()
+    differences = {key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value}
+    if differences:
+        shown = ", ".join(f"{key}: saved {old!r} vs now {new!r}" for key, (old, new) in differences.items())
+        raise CheckpointError(f"{path} was made with other settings ({shown}); delete it to train with the new "
+                              f"settings, or use another work_dir to keep it")
+
+
+def classifier_from_checkpoint(state: dict) -> nn.Module:
+    settings = state["settings"]
+    model = build_classifier(settings["backbone"], width=settings["width"], output_stride=settings["output_stride"])
+    model.load_state_dict(state["model"])
+    return model
+
+
+def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os.PathLike,
+                     device: torch.device | str = "cpu", progress: bool = True) -> tuple[nn.Module, pd.DataFrame]:
+    """Train (or resume training) a classifier on ``dataset``; returns the model and the per-step
+    history (epoch, step, lr, loss, seconds)."""
+    checkpoint = Path(checkpoint)
+    last = checkpoint.with_name(checkpoint.name + ".last")
+    device = torch.device(device)
+    torch.manual_seed(settings.seed)
+    model = build_classifier(settings.backbone, width=settings.width, output_stride=settings.output_stride).to(device)
+    optimizer = make_optimizer(model, settings)
+    history, start_epoch = [], 0
+    if last.exists():
+        state = load_checkpoint(last)
+        _check_settings(last, state, settings)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch = state["history"], state["epoch"]
+    augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
+    data = AugmentedClassification(dataset, augment)
+    steps_per_epoch = len(data) // settings.batch_size
+    if steps_per_epoch == 0:
+        raise ValueError(f"{len(data)} training images are fewer than one batch of {settings.batch_size}")
+    total_steps = steps_per_epoch * settings.epochs
+    for epoch in range(start_epoch, settings.epochs):
+        # Seeds per epoch (the batches; the augmentation in the main process or, through the
+        # generator, in the workers): a resumed run draws what an uninterrupted one draws.
+        epoch_seed = settings.seed * 1000 + epoch
+        torch.manual_seed(epoch_seed)
+        generator = torch.Generator().manual_seed(epoch_seed)
+        loader = torch.utils.data.DataLoader(data, batch_size=settings.batch_size, shuffle=True, drop_last=True,
+                                             num_workers=settings.num_workers, generator=generator,
+                                             pin_memory=device.type == "cuda")
+        model.train()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False)
+        started = time.time()
+        for index, (images, labels) in enumerate(bar):
+            step = epoch * steps_per_epoch + index
+            lr = poly_lr(settings.lr, step, total_steps, settings.poly_power, settings.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr * group["lr_multiplier"]
+            images, labels = normalise(images.to(device, non_blocking=True)), labels.to(device)
+            with autocast(device, settings.mixed_precision):
+                logits = model(images)
+            loss = F.multilabel_soft_margin_loss(logits.float(), labels)
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"the loss diverged to {loss.item()} at step {step} (lr {lr:.2e}); "
+                                         f"lower the learning rate (psa: 0.1 diverges for ResNet-38, 0.01 works)")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            history.append({"epoch": epoch, "step": step, "lr": lr, "loss": loss.item(),
+                            "seconds": time.time() - started})
+            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
+        save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                               "history": history, "settings": settings.to_dict()})
+    save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "settings": settings.to_dict()})
+    last.unlink(missing_ok=True)
+    return model, pd.DataFrame(history)
+
+
+def load_or_train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os.PathLike,
+                             device: torch.device | str = "cpu", progress: bool = True) -> tuple[nn.Module, pd.DataFrame]:
+    """The finished checkpoint if there is one (made with these settings), else train or resume."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        _check_settings(checkpoint, state, settings)
+        return classifier_from_checkpoint(state).to(device), pd.DataFrame(state["history"])
+    return train_classifier(dataset, settings, checkpoint, device, progress)
+
+
+@torch.no_grad()
+def predict_scores(model: nn.Module, dataset, device: torch.device | str = "cpu", mixed_precision: bool = True,
+                   progress: bool = True) -> np.ndarray:
+    """Sigmoid class scores (N, 20) of every whole image of ``dataset`` (one image per forward:
+    VOC's images differ in size)."""
+    device = torch.device(device)
+    model.eval()
+    scores = []
+    for name in tqdm(dataset.names, desc=f"scores of {dataset.split}", disable=not progress, leave=False):
+        image = torch.from_numpy(np.ascontiguousarray(dataset.load_image(name))).permute(2, 0, 1)[None]
+        with autocast(device, mixed_precision):
+            logits = model(normalise(image.to(device)))
+        scores.append(torch.sigmoid(logits.float())[0].cpu().numpy())
+    return np.stack(scores)

@@ -1,0 +1,93 @@
+"""Iterative inference's erase and stop rules and its three ways of adding passes, on a model whose
+map is the image's red channel (so every pass has a hand-computable answer)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from infercam.iterative import IterativeInference
+from tiny_models import RedChannel
+
+# Red 255 in region A, 150 in region B, 0 elsewhere. The map is ReLU((red / 255 - 0.485) / 0.229):
+# A 2.249, B 0.451, background 0 (and the mean colour, red about 6, maps to 0 too).
+A_VALUE, B_VALUE = (1 - 0.485) / 0.229, (150 / 255 - 0.485) / 0.229
+
+
+@pytest.fixture
+def image():
+    picture = np.zeros((40, 50, 3), np.uint8)
+    picture[5:10, 5:15, 0] = 255  # A: 50 pixels, 2.5% of the image
+    picture[25:30, 30:40, 0] = 150  # B: 50 pixels
+    return picture
+
+
+def regions(shape=(40, 50)):
+    a, b = np.zeros(shape, bool), np.zeros(shape, bool)
+    a[5:10, 5:15], b[25:30, 30:40] = True, True
+    return a, b
+
+
+def run(image, **settings):
+    method = IterativeInference(scales=(1.0,), flip=False, **settings)
+    return method.run(RedChannel(), image, [0])
+
+
+def test_each_pass_erases_its_high_activation_and_the_next_sees_what_was_hidden(image):
+    maps, passes = run(image)
+    a, b = regions()
+    assert len(passes) == 3  # A, then B, then nothing left
+    assert np.array_equal(passes[0].new_erased, a)  # B is at 0.2 of A's peak: below 0.7
+    assert np.array_equal(passes[1].new_erased, b)  # with A painted over, B is the peak
+    assert passes[2].new_fraction == 0 and passes[2].maps.max() == 0
+    assert passes[0].new_fraction == pytest.approx(50 / 2000)
+
+
+def test_sum_adds_raw_passes_on_one_scale(image):
+    maps, _ = run(image, accumulate="sum")
+    a, b = regions()
+    # A counted once (2.249), B in passes 0 and 1 (2 x 0.451), normalised by A
+    assert maps[0][a].mean() == pytest.approx(1.0, abs=1e-4)
+    assert maps[0][b].mean() == pytest.approx(2 * B_VALUE / A_VALUE, abs=1e-4)
+
+
+def test_normalised_sum_and_max(image):
+    a, b = regions()
+    summed, _ = run(image, accumulate="normalised_sum")
+    # per pass, A: 1, 0, 0; B: 0.2, 1, 0 -> B 1.2 is the new maximum
+    assert summed[0][b].mean() == pytest.approx(1.0, abs=1e-4)
+    assert summed[0][a].mean() == pytest.approx(1 / (1 + B_VALUE / A_VALUE), abs=1e-3)
+    maximum, _ = run(image, accumulate="max")
+    assert maximum[0][a].mean() == pytest.approx(1.0, abs=1e-4) and maximum[0][b].mean() == pytest.approx(1.0, abs=1e-4)
+
+
+def test_stop_rule_and_pass_limit(image):
+    # A covers 2.5% of the image: with a 3% threshold, the first pass already reveals too little
+    _, passes = run(image, stop_fraction=0.03)
+    assert len(passes) == 1
+    _, passes = run(image, max_passes=2)
+    assert len(passes) == 2
+    with pytest.raises(ValueError, match="accumulate"):
+        IterativeInference(accumulate="mean")
+
+
+def test_erasing_paints_the_original_mean_colour_and_leaves_the_input_alone(image):
+    before = image.copy()
+    seen = []
+
+    class Recorder(RedChannel):
+        def cam(self, x):
+            seen.append(x.clone())
+            return super().cam(x)
+
+    IterativeInference(scales=(1.0,), flip=True).run(Recorder(), image, [0])
+    assert np.array_equal(image, before)
+    a, _ = regions()
+    second = seen[1]  # the image and its flip, after the first erase
+    assert torch_equal_columns(second[0], second[1].flip(-1))  # the flip is erased where the image is
+    mean = np.round(before.reshape(-1, 3).mean(axis=0))
+    expected = (mean / 255 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    assert np.allclose(second[0][:, a].T.numpy(), expected, atol=1e-5)
+
+
+def torch_equal_columns(left, right) -> bool:
+    return bool((left - right).abs().max() < 1e-6)

@@ -1,0 +1,100 @@
+"""Classifier training: augmentation, schedule, checkpoints that resume exactly, clear errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infercam import training
+from infercam.datasets import VOCSegmentation
+from infercam.minivoc import MiniVOCConfig, generate_minivoc
+from infercam.training import (CheckpointError, ClassifierTraining, load_or_train_classifier, poly_lr,
+                               train_classifier)
+from infercam.transforms import MEAN_COLOUR, ClassificationAugment
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = generate_minivoc(tmp_path_factory.mktemp("data") / "VOC2012",
+                            MiniVOCConfig(seed=3, image_size=48, num_train=8, num_val=2, num_aug=4), progress=False)
+    return VOCSegmentation(root, "train_aug")
+
+
+def tiny_settings(**changes) -> ClassifierTraining:
+    base = dict(backbone="resnet18", width=4, output_stride=16, epochs=2, batch_size=4, crop=32, resize_long=(24, 48),
+                optimizer="adamw", lr=1e-3, head_lr_multiplier=1, bias_lr_multiplier=1, mixed_precision=False,
+                num_workers=0, seed=1)
+    return ClassifierTraining(**{**base, **changes})
+
+
+def test_augmentation_shape_padding_and_seeded_repeat():
+    image = np.full((40, 60, 3), 200, dtype=np.uint8)
+    augment = ClassificationAugment(crop=80, resize_long=(30, 30), jitter=None)
+    torch.manual_seed(0)
+    out = augment(image)
+    assert out.shape == (80, 80, 3) and out.dtype == np.uint8
+    assert (out == MEAN_COLOUR).all(axis=-1).mean() > 0.8  # a 30 x 20 image inside an 80 x 80 mean-colour canvas
+    assert (out == 200).all(axis=-1).sum() == 30 * 20
+    jittered = ClassificationAugment(crop=32, resize_long=(40, 80))
+    torch.manual_seed(5)
+    first = jittered(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    torch.manual_seed(5)
+    again = jittered(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8))
+    assert np.array_equal(first, again)
+
+
+def test_poly_schedule():
+    assert poly_lr(0.01, 0, 100) == pytest.approx(0.01)
+    assert poly_lr(0.01, 50, 100) == pytest.approx(0.01 * 0.5 ** 0.9)
+    assert 0 < poly_lr(0.01, 99, 100) < 0.01 * 0.02
+    assert poly_lr(0.01, 0, 100, warmup_steps=10) == pytest.approx(0.001)
+
+
+def test_training_writes_a_checkpoint_and_an_interrupted_run_resumes_to_the_same_weights(dataset, tmp_path, monkeypatch):
+    straight, history = train_classifier(dataset, tiny_settings(), tmp_path / "a" / "classifier.pth", progress=False)
+    assert (tmp_path / "a" / "classifier.pth").is_file() and not (tmp_path / "a" / "classifier.pth.last").exists()
+    assert sorted(history["epoch"].unique()) == [0, 1] and np.isfinite(history["loss"]).all()
+
+    real_save = training.save_checkpoint
+
+    def save_then_stop(path, state):  # the machine dies right after the first epoch's checkpoint
+        real_save(path, state)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "save_checkpoint", save_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(dataset, tiny_settings(), tmp_path / "b" / "classifier.pth", progress=False)
+    monkeypatch.setattr(training, "save_checkpoint", real_save)
+    assert (tmp_path / "b" / "classifier.pth.last").is_file()
+    resumed, resumed_history = load_or_train_classifier(dataset, tiny_settings(), tmp_path / "b" / "classifier.pth",
+                                                        progress=False)
+    assert len(resumed_history) == len(history)
+    for (key, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+def test_a_finished_checkpoint_is_loaded_not_retrained(dataset, tmp_path):
+    path = tmp_path / "classifier.pth"
+    trained, _ = train_classifier(dataset, tiny_settings(epochs=1), path, progress=False)
+    stamp = path.stat().st_mtime_ns
+    loaded, history = load_or_train_classifier(dataset, tiny_settings(epochs=1), path, progress=False)
+    assert path.stat().st_mtime_ns == stamp and len(history) == 3  # (8 train + 4 aug) // batch 4 steps
+    for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_other_settings_or_a_corrupt_file_are_named_and_nothing_is_overwritten(dataset, tmp_path):
+    path = tmp_path / "classifier.pth"
+    train_classifier(dataset, tiny_settings(epochs=1), path, progress=False)
+    before = path.read_bytes()
+    with pytest.raises(CheckpointError, match=r"other settings \(lr: saved 0.001 vs now 0.01\).*delete it"):
+        load_or_train_classifier(dataset, tiny_settings(epochs=1, lr=0.01), path, progress=False)
+    assert path.read_bytes() == before
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="corrupt checkpoint .*classifier.pth"):
+        load_or_train_classifier(dataset, tiny_settings(epochs=1), path, progress=False)
+
+
+def test_a_diverging_loss_stops_with_advice(dataset, tmp_path):
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        train_classifier(dataset, tiny_settings(optimizer="sgd", lr=1e30), tmp_path / "c.pth", progress=False)
