@@ -13,7 +13,10 @@ steps of the background-score sweep, at half the disk of float32.
 """
 from __future__ import annotations
 
+import json
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from tqdm import tqdm
 from infercam.config import autocast
 
 PSA_SCALES = (1.0, 0.5, 1.5, 2.0)
+TIMING_FILE = "timing.json"  # beside the maps: what computing them cost
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -102,9 +106,12 @@ class BaselineCAM:
     flip: bool = True
     device: str | torch.device = "cpu"
     mixed_precision: bool = False
+    normalise: bool = True  # False: the raw sum over scales and flips, on the classifier's own scale
 
     def __call__(self, model, image: np.ndarray, class_ids) -> np.ndarray:
-        return multiscale_cam(model, image, class_ids, self.scales, self.flip, self.device, self.mixed_precision)
+        maps, _ = response_maps(model, [image], [list(class_ids)], self.scales, self.flip, self.device,
+                                self.mixed_precision)[0]
+        return (max_normalise(maps) if self.normalise else maps).cpu().numpy()
 
 
 def save_cams(path: str | os.PathLike, cams: np.ndarray, class_ids) -> None:
@@ -138,14 +145,44 @@ def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, fl
     model.eval()
     todo = [name for name in dataset.names if not (out_dir / f"{name}.npz").exists()]
     labels = dict(zip(dataset.names, dataset.cls_labels))
-    with tqdm(total=len(todo), desc=f"CAMs of {dataset.split}", disable=not progress) as bar:
+    with tqdm(total=len(todo), desc=f"CAMs of {dataset.split}", disable=not progress) as bar, _timed(out_dir) as timer:
         for names, images in _same_size_batches(dataset, todo, batch_size):
             class_ids = [np.flatnonzero(labels[name]) for name in names]
             cams = multiscale_cams(model, images, class_ids, scales, flip, device, mixed_precision)
             for name, maps, ids in zip(names, cams, class_ids):
                 save_cams(out_dir / f"{name}.npz", maps, ids)
             bar.update(len(names))
+            timer.images += len(names)
     return out_dir
+
+
+class _Timer:
+    images = 0
+
+
+@contextmanager
+def _timed(out_dir: Path):
+    """Add the images computed and the seconds spent to ``out_dir/timing.json``, also when the run
+    is interrupted, so a resumed step still knows what the whole computation cost."""
+    timer, started = _Timer(), time.perf_counter()
+    try:
+        yield timer
+    finally:
+        if timer.images:
+            spent = read_timing(out_dir)
+            path = out_dir / TIMING_FILE
+            tmp = path.with_name(f".tmp-{path.name}")
+            tmp.write_text(json.dumps({"images": spent["images"] + timer.images,
+                                       "seconds": spent["seconds"] + time.perf_counter() - started}))
+            os.replace(tmp, path)
+
+
+def read_timing(out_dir: str | os.PathLike) -> dict:
+    """``{"images", "seconds", "seconds_per_image"}`` spent computing the maps in ``out_dir``."""
+    path = Path(out_dir) / TIMING_FILE
+    spent = json.loads(path.read_text()) if path.exists() else {"images": 0, "seconds": 0.0}
+    spent["seconds_per_image"] = spent["seconds"] / spent["images"] if spent["images"] else None
+    return spent
 
 
 def _same_size_batches(dataset, names: list[str], batch_size: int):
@@ -160,3 +197,34 @@ def _same_size_batches(dataset, names: list[str], batch_size: int):
         images_batch.append(image)
     if images_batch:
         yield names_batch, images_batch
+
+
+def infer_method_cams(method, model, dataset, out_dir: str | os.PathLike, baseline_dir: str | os.PathLike | None = None,
+                      names: list[str] | None = None, progress: bool = True) -> Path:
+    """Maps of any CAM method into ``out_dir/<name>.npz`` (the format of :func:`save_cams`), one
+    image at a time, resumable like :func:`infer_cams`. ``method(model, image, class_ids)`` or, with
+    ``baseline_dir`` (saved baseline CAMs, e.g. for split & unite's split points),
+    ``method(model, image, class_ids, baseline)``. ``names``: a subset of the split (default all)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    labels = dict(zip(dataset.names, dataset.cls_labels))
+    todo = [name for name in (dataset.names if names is None else names) if not (out_dir / f"{name}.npz").exists()]
+    with _timed(out_dir) as timer:
+        for name in tqdm(todo, desc=f"{type(method).__name__} CAMs of {dataset.split}", disable=not progress):
+            _infer_one(method, model, dataset, name, np.flatnonzero(labels[name]), out_dir, baseline_dir)
+            timer.images += 1
+    return out_dir
+
+
+def _infer_one(method, model, dataset, name: str, class_ids: np.ndarray, out_dir: Path, baseline_dir) -> None:
+    image = dataset.load_image(name)
+    if baseline_dir is None:
+        maps = method(model, image, class_ids)
+    else:
+        baseline, saved_ids = load_cams(Path(baseline_dir) / f"{name}.npz")
+        if saved_ids.tolist() != class_ids.tolist():
+            raise ValueError(f"{baseline_dir}/{name}.npz holds classes {saved_ids.tolist()}, the labels say "
+                             f"{class_ids.tolist()}: the baseline CAMs are from another dataset; re-run that step")
+        maps = method(model, image, class_ids, baseline)
+    save_cams(out_dir / f"{name}.npz", maps, class_ids)

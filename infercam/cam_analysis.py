@@ -30,9 +30,10 @@ def class_count_group(num_classes: int) -> str:
     return CLASS_COUNT_GROUPS[min(num_classes, 3) - 1] if num_classes > 0 else "0"
 
 
-def missing_cams(dataset, cam_dir: str | os.PathLike) -> list[str]:
+def missing_cams(names: list[str], cam_dir: str | os.PathLike) -> list[str]:
+    """The names that have no CAM file in ``cam_dir``."""
     cam_dir = Path(cam_dir)
-    return [name for name in dataset.names if not (cam_dir / f"{name}.npz").exists()]
+    return [name for name in names if not (cam_dir / f"{name}.npz").exists()]
 
 
 @dataclass
@@ -114,18 +115,20 @@ class CAMEvaluation:
         }
 
 
-def evaluate_cams(dataset, cam_dir: str | os.PathLike, thresholds=SWEEP_THRESHOLDS,
+def evaluate_cams(dataset, cam_dir: str | os.PathLike, thresholds=SWEEP_THRESHOLDS, names: list[str] | None = None,
                   progress: bool = True) -> CAMEvaluation:
-    """Read the saved CAMs of every image of ``dataset`` from ``cam_dir`` and measure them."""
+    """Read the saved CAMs of every image of ``dataset`` (or of ``names``) from ``cam_dir`` and
+    measure them."""
     cam_dir = Path(cam_dir)
-    missing = missing_cams(dataset, cam_dir)
+    names = dataset.names if names is None else names
+    missing = missing_cams(names, cam_dir)
     if missing:
-        raise FileNotFoundError(f"{len(missing)} of {len(dataset)} images have no CAMs in {cam_dir} "
+        raise FileNotFoundError(f"{len(missing)} of {len(names)} images have no CAMs in {cam_dir} "
                                 f"(first: {missing[0]}); run the CAM inference step for split {dataset.split!r} first")
     sweep = ThresholdSweep(thresholds)
     sweeps_by_count = {group: ThresholdSweep(thresholds) for group in CLASS_COUNT_GROUPS}
     images, objects, histograms = [], [], []
-    for name in tqdm(dataset.names, desc=f"evaluate CAMs of {dataset.split}", disable=not progress):
+    for name in tqdm(names, desc=f"evaluate CAMs of {dataset.split}", disable=not progress):
         cams, class_ids = load_cams(cam_dir / f"{name}.npz")
         truth = dataset.load_label(name)
         group = class_count_group(len(class_ids))

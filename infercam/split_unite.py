@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+import torch
+
+from infercam.cam import normalise
 
 
 @dataclass(frozen=True)
@@ -132,14 +135,26 @@ def unite(patch_maps: list[tuple[Patch, np.ndarray]], class_ids, shape: tuple[in
 class SplitUnite:
     """``(model, image, class_ids, baseline) -> maps (K, H, W)``: plan the patches from the baseline
     maps, infer each patch with ``inner`` (a method of the same call shape: :class:`BaselineCAM`
-    for split & unite alone, :class:`IterativeInference` for the combined module), each patch's
-    maps max-normalised on their own (the paper), and unite. :meth:`run` also returns the patches
-    and their maps."""
+    for split & unite alone, :class:`IterativeInference` for the combined module), unite, and
+    max-normalise the united map per class. :meth:`run` also returns the patches and their maps.
+
+    How the patches' maps meet is the choice that decides the result:
+
+    * the paper max-normalises each patch on its own (``inner`` normalises), so a patch that holds
+      no part of the class still reaches 1 somewhere: its false positives count as much as the
+      object in another patch;
+    * ``BaselineCAM(normalise=False)`` as ``inner`` keeps the patches on the classifier's common
+      scale, normalised once after the union;
+    * ``score_gate``: the paper's Eq. 2 takes the class-conditional map only where the classifier
+      says the class is there, h(c | I') > tau. With a gate, a patch gives class c's map only when
+      its sigmoid score for c exceeds the gate (one extra forward of the patch at scale 1), else
+      zeros."""
 
     inner: Callable
     many_classes: str = "per_class"
     buffer: int = 0
     min_size: int = 16
+    score_gate: float | None = None
 
     def __call__(self, model, image: np.ndarray, class_ids, baseline: np.ndarray) -> np.ndarray:
         return self.run(model, image, class_ids, baseline)[0]
@@ -148,5 +163,18 @@ class SplitUnite:
         patches = plan_patches(baseline, class_ids, self.many_classes, self.buffer, self.min_size)
         if not patches:
             return np.asarray(baseline, dtype=np.float32), [], []
-        patch_maps = [(patch, self.inner(model, image[patch.rows, patch.columns], patch.class_ids)) for patch in patches]
-        return unite(patch_maps, class_ids, image.shape[:2]), patches, patch_maps
+        patch_maps = []
+        for patch in patches:
+            crop = image[patch.rows, patch.columns]
+            maps = np.asarray(self.inner(model, crop, patch.class_ids), dtype=np.float32)
+            if self.score_gate is not None:
+                maps = maps * (self._scores(model, crop, patch.class_ids) > self.score_gate)[:, None, None]
+            patch_maps.append((patch, maps))
+        united = unite(patch_maps, class_ids, image.shape[:2])
+        return united / (united.max(axis=(1, 2), keepdims=True) + 1e-5), patches, patch_maps
+
+    def _scores(self, model, crop: np.ndarray, class_ids) -> np.ndarray:
+        device = getattr(self.inner, "device", "cpu")
+        with torch.no_grad():
+            logits = model(normalise(torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].to(device)))
+        return torch.sigmoid(logits.float())[0, list(class_ids)].cpu().numpy()

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from infercam.cam import infer_cams, load_cams, multiscale_cam, multiscale_cams, save_cams, to_tensor
+from infercam.cam import (infer_cams, infer_method_cams, load_cams, multiscale_cam, multiscale_cams, read_timing,
+                          save_cams, to_tensor)
 from infercam.datasets import VOCSegmentation
 from infercam.minivoc import MiniVOCConfig, generate_minivoc
 from tiny_models import RedChannel, TinyClassifier
@@ -103,3 +104,30 @@ def test_batched_inference_saves_the_same_maps_as_one_at_a_time(tmp_path):
         (a, ids_a), (b, ids_b) = load_cams(single / f"{name}.npz"), load_cams(batched / f"{name}.npz")
         assert ids_a.tolist() == ids_b.tolist()
         assert np.allclose(a, b, atol=1e-3)
+
+
+def test_any_method_is_saved_resumably_and_its_cost_is_kept(tmp_path):
+    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=6, image_size=48, num_train=3, num_val=2,
+                                                                num_aug=1), progress=False)
+    dataset = VOCSegmentation(root, "train")
+    model = TinyClassifier(seed=1)
+    calls = []
+
+    def doubled_baseline(model, image, class_ids, baseline):  # any method with the shared call shape
+        calls.append(len(class_ids))
+        return np.minimum(2 * baseline, 1)
+
+    baseline_dir = infer_cams(model, dataset, tmp_path / "baseline", scales=(1.0,), progress=False)
+    assert read_timing(baseline_dir)["images"] == 3 and read_timing(baseline_dir)["seconds_per_image"] > 0
+    out = infer_method_cams(doubled_baseline, model, dataset, tmp_path / "doubled", baseline_dir=baseline_dir,
+                            names=dataset.names[:2], progress=False)
+    assert sorted(f.stem for f in out.glob("*.npz")) == dataset.names[:2] and len(calls) == 2
+    cams, _ = load_cams(out / f"{dataset.names[0]}.npz")
+    baseline, _ = load_cams(baseline_dir / f"{dataset.names[0]}.npz")
+    assert np.allclose(cams, np.minimum(2 * baseline, 1), atol=1e-3)
+    infer_method_cams(doubled_baseline, model, dataset, out, baseline_dir=baseline_dir, progress=False)
+    assert len(calls) == 3 and read_timing(out)["images"] == 3  # only the missing one was computed
+    save_cams(baseline_dir / f"{dataset.names[0]}.npz", baseline[:0], [])  # baseline of another dataset
+    (out / f"{dataset.names[0]}.npz").unlink()
+    with pytest.raises(ValueError, match="baseline CAMs are from another dataset"):
+        infer_method_cams(doubled_baseline, model, dataset, out, baseline_dir=baseline_dir, progress=False)
