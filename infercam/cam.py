@@ -127,6 +127,8 @@ def save_cams(path: str | os.PathLike, cams: np.ndarray, class_ids) -> None:
 
 def load_cams(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """(cams (K, H, W) float32, class_ids (K,)) of one image."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"no CAM file {path}: run the step that makes these maps first")
     try:
         with np.load(path) as data:
             return data["cams"].astype(np.float32), data["class_ids"]

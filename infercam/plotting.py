@@ -87,3 +87,54 @@ def show_cam_panels(dataset, names, cam_loader, threshold: float | None = None):
             ax.set_title(title, fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def show_split_unite(image: np.ndarray, class_ids, baseline: np.ndarray, patches, patch_maps, united: np.ndarray):
+    """The paper's Fig. 3 for one image: the baseline CAM with the patches drawn on the image, each
+    patch's own map, and the united map (maps are the maximum over the image's classes)."""
+    from matplotlib.patches import Rectangle
+
+    columns = 2 + len(patches) + 1
+    fig, axes = plt.subplots(1, columns, figsize=(2.4 * columns, 2.8), squeeze=False)
+    axes = axes[0]
+    axes[0].imshow(image)
+    colours = plt.get_cmap("tab10")
+    for index, patch in enumerate(patches):
+        axes[0].add_patch(Rectangle((patch.left - 0.5, patch.top - 0.5), patch.width, patch.height, fill=False,
+                                    lw=2, ec=colours(index % 10), ls=("-" if index % 2 == 0 else "--")))
+    axes[0].set_title(", ".join(CLASS_NAMES[c + 1] for c in class_ids) + f": {len(patches)} patches", fontsize=8)
+    axes[1].imshow(cam_heatmap(image, baseline.max(axis=0)))
+    axes[1].set_title("baseline CAM", fontsize=8)
+    for index, (patch, maps) in enumerate(patch_maps):
+        ax = axes[2 + index]
+        ax.imshow(cam_heatmap(image[patch.rows, patch.columns], maps.max(axis=0)))
+        names = ", ".join(CLASS_NAMES[c + 1] for c in patch.class_ids)
+        ax.set_title(f"patch {index + 1} ({names})", fontsize=8, color=colours(index % 10))
+    return _with_result_panel(fig, axes, image, united, "united")
+
+
+def show_iterative_passes(image: np.ndarray, passes, final: np.ndarray, erase_threshold: float = 0.7):
+    """The paper's Fig. 4 for one image: for each pass, the image the classifier saw (earlier passes'
+    high activation painted with the mean colour) under that pass's map, with the region it newly
+    erases outlined; then the accumulated map."""
+    fill = np.round(image.reshape(-1, 3).mean(axis=0)).astype(image.dtype)
+    seen, erased = image.copy(), np.zeros(image.shape[:2], dtype=bool)
+    fig, axes = plt.subplots(1, len(passes) + 1, figsize=(2.6 * (len(passes) + 1), 2.9), squeeze=False)
+    axes = axes[0]
+    for index, (ax, step) in enumerate(zip(axes, passes)):
+        ax.imshow(cam_heatmap(seen, step.maps.max(axis=0)))
+        ax.contour(step.new_erased, levels=[0.5], colors="white", linewidths=1.2)
+        ax.set_title(f"pass {index}: {step.new_fraction:.1%} new ≥ {erase_threshold}", fontsize=8)
+        erased |= step.new_erased
+        seen = np.where(erased[..., None], fill, image)
+    return _with_result_panel(fig, axes, image, final, "accumulated")
+
+
+def _with_result_panel(fig, axes, image: np.ndarray, maps: np.ndarray, title: str):
+    """A row of method panels ends with the method's result over the whole image."""
+    axes[-1].imshow(cam_heatmap(image, maps.max(axis=0)))
+    axes[-1].set_title(title, fontsize=8)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -217,3 +217,29 @@ def predict_scores(model: nn.Module, dataset, device: torch.device | str = "cpu"
             logits = model(normalise(image.to(device)))
         scores.append(torch.sigmoid(logits.float())[0].cpu().numpy())
     return np.stack(scores)
+
+
+def load_baseline_classifier(work_dir: str | os.PathLike, profile: str, classifier_weights: str = "",
+                             backbone: str = "resnet38d", output_stride: int = 8,
+                             device: torch.device | str = "cpu") -> nn.Module:
+    """The fixed classifier that the later steps query, at ``output_stride``, in eval mode: the
+    state dict ``classifier_weights`` when given (the paper profile: psa's ``res38_cls.pth`` into
+    ``backbone``), else the one ``notebooks/01_baseline_cam.ipynb`` trained into ``work_dir``."""
+    from infercam.config import resolve_path
+
+    if classifier_weights:
+        path = resolve_path(classifier_weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"no classifier weights at {path}: get psa's with "
+                                    f"python data_scripts/get_psa_weights.py --root data")
+        model = build_classifier(backbone, output_stride=8 if backbone == "resnet38d" else output_stride)
+        model.load_state_dict(torch.load(path, map_location="cpu"), strict=True)
+    else:
+        checkpoint = resolve_path(work_dir) / "classifier" / "classifier.pth"
+        if not checkpoint.is_file():
+            raise FileNotFoundError(f"no trained classifier at {checkpoint}: run the baseline step first: "
+                                    f"python -m infercam.notebooks --profile {profile} --only 01_baseline_cam")
+        model = classifier_from_checkpoint(load_checkpoint(checkpoint))
+    if hasattr(model, "set_output_stride"):
+        model.set_output_stride(output_stride)
+    return model.to(device).eval()

@@ -63,6 +63,8 @@ def test_cam_files_round_trip_and_name_corruption(tmp_path):
     (tmp_path / "b.npz").write_bytes(b"truncated")
     with pytest.raises(OSError, match="corrupt CAM file .*b.npz"):
         load_cams(tmp_path / "b.npz")
+    with pytest.raises(FileNotFoundError, match="no CAM file .*c.npz: run the step"):
+        load_cams(tmp_path / "c.npz")
 
 
 def test_infer_cams_resumes_and_skips_what_is_saved(tmp_path):

@@ -8,8 +8,8 @@ import torch
 from infercam import training
 from infercam.datasets import VOCSegmentation
 from infercam.minivoc import MiniVOCConfig, generate_minivoc
-from infercam.training import (CheckpointError, ClassifierTraining, load_or_train_classifier, poly_lr,
-                               train_classifier)
+from infercam.training import (CheckpointError, ClassifierTraining, load_baseline_classifier, load_or_train_classifier,
+                               poly_lr, train_classifier)
 from infercam.transforms import MEAN_COLOUR, ClassificationAugment
 
 
@@ -98,3 +98,17 @@ def test_other_settings_or_a_corrupt_file_are_named_and_nothing_is_overwritten(d
 def test_a_diverging_loss_stops_with_advice(dataset, tmp_path):
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         train_classifier(dataset, tiny_settings(optimizer="sgd", lr=1e30), tmp_path / "c.pth", progress=False)
+
+
+def test_later_steps_load_the_baseline_or_say_which_step_makes_it(dataset, tmp_path):
+    with pytest.raises(FileNotFoundError, match="--profile smoke --only 01_baseline_cam"):
+        load_baseline_classifier(tmp_path / "run", "smoke")
+    with pytest.raises(FileNotFoundError, match="get_psa_weights.py"):
+        load_baseline_classifier(tmp_path / "run", "paper", classifier_weights=str(tmp_path / "res38_cls.pth"))
+    trained, _ = train_classifier(dataset, tiny_settings(epochs=1), tmp_path / "run" / "classifier" / "classifier.pth",
+                                  progress=False)
+    loaded = load_baseline_classifier(tmp_path / "run", "smoke", output_stride=8)
+    assert loaded.output_stride == 8 and not loaded.training
+    torch.save(trained.state_dict(), tmp_path / "weights.pth")
+    with pytest.raises(RuntimeError, match="size mismatch"):  # strict: a width-4 net's weights never half-load
+        load_baseline_classifier(tmp_path, "x", classifier_weights=str(tmp_path / "weights.pth"), backbone="resnet18")
