@@ -147,7 +147,7 @@ def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, fl
     model.eval()
     todo = [name for name in dataset.names if not (out_dir / f"{name}.npz").exists()]
     labels = dict(zip(dataset.names, dataset.cls_labels))
-    with tqdm(total=len(todo), desc=f"CAMs of {dataset.split}", disable=not progress) as bar, _timed(out_dir) as timer:
+    with tqdm(total=len(todo), desc=f"CAMs of {dataset.split}", disable=not (progress and todo)) as bar, _timed(out_dir) as timer:
         for names, images in _same_size_batches(dataset, todo, batch_size):
             class_ids = [np.flatnonzero(labels[name]) for name in names]
             cams = multiscale_cams(model, images, class_ids, scales, flip, device, mixed_precision)
@@ -213,7 +213,7 @@ def infer_method_cams(method, model, dataset, out_dir: str | os.PathLike, baseli
     labels = dict(zip(dataset.names, dataset.cls_labels))
     todo = [name for name in (dataset.names if names is None else names) if not (out_dir / f"{name}.npz").exists()]
     with _timed(out_dir) as timer:
-        for name in tqdm(todo, desc=f"{type(method).__name__} CAMs of {dataset.split}", disable=not progress):
+        for name in tqdm(todo, desc=f"{type(method).__name__} CAMs of {dataset.split}", disable=not (progress and todo)):
             _infer_one(method, model, dataset, name, np.flatnonzero(labels[name]), out_dir, baseline_dir)
             timer.images += 1
     return out_dir
