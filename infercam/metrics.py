@@ -87,9 +87,17 @@ class ThresholdSweep:
         else:
             peak = cams.max(axis=0).ravel()[keep]
             winner = np.asarray(class_ids, dtype=np.int64)[cams.argmax(axis=0).ravel()[keep]] + 1
-        for index, threshold in enumerate(self.thresholds):
-            prediction = np.where(peak > threshold, winner, 0)
-            self.confusions[index] += _count_pairs(truth, prediction)
+        # One count of (truth, winner, how many thresholds the peak beats) gives every threshold's
+        # confusion matrix: at threshold j the winner is predicted where the peak beats more than j.
+        beaten = np.searchsorted(self.thresholds, peak, side="left")  # thresholds < peak
+        levels = len(self.thresholds) + 1
+        counts = np.bincount((truth * NUM_LABELS + winner) * levels + beaten,
+                             minlength=NUM_LABELS * NUM_LABELS * levels).reshape(NUM_LABELS, NUM_LABELS, levels)
+        at_most = np.cumsum(counts, axis=2)[..., :-1]  # (truth, winner, j): peak beats <= j thresholds
+        above = counts.sum(axis=2, keepdims=True) - at_most  # winner predicted
+        confusions = above.transpose(2, 0, 1).copy()
+        confusions[:, :, 0] += at_most.sum(axis=1).T  # background predicted
+        self.confusions += confusions
 
     def mious(self) -> np.ndarray:
         return np.array([mean_iou(confusion) for confusion in self.confusions])

@@ -88,3 +88,19 @@ def test_average_precision_by_hand():
     assert np.isnan(average_precision(scores, np.zeros_like(targets))).all()
     with pytest.raises(ValueError, match="differ in shape"):
         average_precision(scores, targets[:, :1])
+
+
+def test_sweep_equals_one_confusion_matrix_per_threshold():
+    rng = np.random.default_rng(7)
+    sweep = ThresholdSweep()
+    expected = np.zeros_like(sweep.confusions)
+    for _ in range(3):
+        class_ids = rng.choice(20, size=rng.integers(0, 4), replace=False)
+        cams = rng.random((len(class_ids), 9, 11)).astype(np.float32) * 0.7
+        cams[:, 0, 0] = 0.25  # exactly on a threshold: not above it
+        truth = rng.integers(0, 21, (9, 11))
+        truth[rng.random((9, 11)) < 0.1] = 255
+        sweep.add(cams, class_ids, truth)
+        for index, t in enumerate(sweep.thresholds):
+            expected[index] += confusion_matrix(cam_prediction(cams, class_ids, t), truth)
+    assert np.array_equal(sweep.confusions, expected)
