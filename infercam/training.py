@@ -237,8 +237,9 @@ def load_baseline_classifier(work_dir: str | os.PathLike, profile: str, classifi
     else:
         checkpoint = resolve_path(work_dir) / "classifier" / "classifier.pth"
         if not checkpoint.is_file():
-            raise FileNotFoundError(f"no trained classifier at {checkpoint}: run the baseline step first: "
-                                    f"python -m infercam.notebooks --profile {profile} --only 01_baseline_cam")
+            raise FileNotFoundError(f"no trained classifier at {checkpoint}: run notebooks/01_baseline_cam.ipynb "
+                                    f"with the same work_dir first (for the profile's own work_dir: "
+                                    f"python -m infercam.notebooks --profile {profile} --only 01_baseline_cam)")
         model = classifier_from_checkpoint(load_checkpoint(checkpoint))
     if hasattr(model, "set_output_stride"):
         model.set_output_stride(output_stride)
