@@ -49,10 +49,8 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
 def response_maps(model, images: list[np.ndarray], class_ids: list, scales=PSA_SCALES, flip: bool = True,
                   device: torch.device | str = "cpu", mixed_precision: bool = False):
     """The protocol before normalisation, for several images of one size in one batch per scale
-    (the images and their flips together). Returns, per image, ``(maps, logits)``: ``maps``
-    (K_i, H, W) is the sum over scales and flips of the ReLU'd, upsampled maps of ``class_ids[i]``,
-    and ``logits`` (K_i,) the classifier's scores for them on the image at ``scales[0]`` unflipped
-    (the spatial mean of the raw map: pooling and the 1x1 head commute)."""
+    (the images and their flips together). Returns, per image, the (K_i, H, W) sum over scales and
+    flips of the ReLU'd, upsampled maps of ``class_ids[i]``."""
     if len({image.shape for image in images}) != 1:
         raise ValueError(f"images of one batch must share a size, got {sorted({i.shape for i in images})}")
     device = torch.device(device)
@@ -60,22 +58,20 @@ def response_maps(model, images: list[np.ndarray], class_ids: list, scales=PSA_S
     # Only the classes some image of the batch has are upsampled (about 2 of 20 on VOC).
     present = sorted({int(c) for ids in class_ids for c in ids})
     if not present:
-        return [(torch.zeros((0, height, width)), torch.zeros(0)) for _ in images]
+        return [torch.zeros((0, height, width)) for _ in images]
     x = normalise(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).to(device))
-    total, logits = 0, None
+    total = 0
     for scale in scales:
         size = (max(1, round(height * scale)), max(1, round(width * scale)))
         scaled = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         batch = torch.cat([scaled, scaled.flip(-1)]) if flip else scaled
         with autocast(device, mixed_precision):
             raw = model.cam(batch)
-        raw = raw.float()[:, present]
-        if logits is None:
-            logits = raw[:len(images)].mean(dim=(2, 3))
-        maps = F.interpolate(F.relu(raw), size=(height, width), mode="bilinear", align_corners=False)
+        maps = F.interpolate(F.relu(raw.float()[:, present]), size=(height, width), mode="bilinear",
+                             align_corners=False)
         total = total + (maps[:len(images)] + maps[len(images):].flip(-1) if flip else maps)
     rows = [[present.index(int(c)) for c in ids] for ids in class_ids]
-    return [(total[index, row], logits[index, row]) for index, row in enumerate(rows)]
+    return [total[index, row] for index, row in enumerate(rows)]
 
 
 def max_normalise(maps: torch.Tensor) -> torch.Tensor:
@@ -88,7 +84,7 @@ def multiscale_cams(model, images: list[np.ndarray], class_ids: list, scales=PSA
     """Max-normalised CAMs of several images of one size, in one batch per scale: a list of
     (K_i, H, W) float32 arrays for the ``class_ids[i]``."""
     responses = response_maps(model, images, class_ids, scales, flip, device, mixed_precision)
-    return [max_normalise(maps).cpu().numpy() for maps, _ in responses]
+    return [max_normalise(maps).cpu().numpy() for maps in responses]
 
 
 def multiscale_cam(model, image: np.ndarray, class_ids, scales=PSA_SCALES, flip: bool = True,
@@ -109,8 +105,8 @@ class BaselineCAM:
     normalise: bool = True  # False: the raw sum over scales and flips, on the classifier's own scale
 
     def __call__(self, model, image: np.ndarray, class_ids) -> np.ndarray:
-        maps, _ = response_maps(model, [image], [list(class_ids)], self.scales, self.flip, self.device,
-                                self.mixed_precision)[0]
+        maps = response_maps(model, [image], [list(class_ids)], self.scales, self.flip, self.device,
+                             self.mixed_precision)[0]
         return (max_normalise(maps) if self.normalise else maps).cpu().numpy()
 
 

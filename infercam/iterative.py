@@ -74,8 +74,8 @@ class IterativeInference:
         erased = np.zeros((height, width), dtype=bool)
         total, passes = None, []
         for _ in range(self.max_passes):
-            raw, _ = response_maps(model, [current], [class_ids], self.scales, self.flip, self.device,
-                                   self.mixed_precision)[0]
+            raw = response_maps(model, [current], [class_ids], self.scales, self.flip, self.device,
+                                self.mixed_precision)[0]
             normalised = max_normalise(raw)
             if total is None:
                 total = raw if self.accumulate == "sum" else normalised

@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from infercam.cam import normalise
+from infercam.cam import to_tensor
 
 
 @dataclass(frozen=True)
@@ -176,5 +176,5 @@ class SplitUnite:
     def _scores(self, model, crop: np.ndarray, class_ids) -> np.ndarray:
         device = getattr(self.inner, "device", "cpu")
         with torch.no_grad():
-            logits = model(normalise(torch.from_numpy(np.ascontiguousarray(crop)).permute(2, 0, 1)[None].to(device)))
+            logits = model(to_tensor(crop)[None].to(device))
         return torch.sigmoid(logits.float())[0, list(class_ids)].cpu().numpy()
