@@ -13,6 +13,7 @@ PYTEST_ARGS ?=
 DATA_ROOT ?= data
 # Saliency maps have no stable public address: data-paper passes this archive to get_saliency.py.
 SALIENCY_ARCHIVE ?=
+GRID ?= ablations/cam_methods.yaml
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -22,7 +23,7 @@ EXECUTED := build/executed/$(PROFILE)
 # The offline profiles generate mini-VOC; the paper profile needs `make data-paper` beforehand.
 BOOK_DATA := $(if $(filter paper,$(PROFILE)),,minivoc)
 
-.PHONY: help venv minivoc notebooks book book-only test data-paper clean
+.PHONY: help venv minivoc notebooks ablations book book-only test data-paper clean
 
 help: ## list the targets
 	@echo "Targets (PROFILE=$(PROFILE); smoke, cpu or paper; e.g. make book PROFILE=smoke):"
@@ -40,6 +41,9 @@ minivoc: venv ## generate mini-VOC into the profile's data_root
 
 notebooks: venv ## execute every notebook with papermill into build/executed/<profile>/
 	$(PY) -m infercam.notebooks --profile $(PROFILE)
+
+ablations: venv ## run the ablation grid (GRID=ablations/cam_methods.yaml) with papermill; skips finished rows
+	$(PY) -m infercam.ablations --profile $(PROFILE) --grid $(GRID)
 
 book: venv $(BOOK_DATA) notebooks book-only ## venv + data + notebooks + build the book (warnings are errors)
 

@@ -24,8 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# The classifier of notebooks/01_baseline_cam.ipynb in the offline profiles, when no checkpoint exists.
-DEFAULT_ARCHITECTURE = {"backbone": "resnet18", "width": 32}
+from _classifier import benchmark_classifier  # noqa: E402  (beside this script)
 
 
 def measure(profile: str, images: int, batch_size: int, device: str, scales: list[float]) -> dict:
@@ -35,18 +34,10 @@ def measure(profile: str, images: int, batch_size: int, device: str, scales: lis
     from infercam.cam import infer_cams
     from infercam.config import load_profile, resolve_device
     from infercam.datasets import VOCSegmentation
-    from infercam.models import build_classifier
-    from infercam.training import classifier_from_checkpoint, load_checkpoint
 
     settings = load_profile(profile)
     device = resolve_device(device)
-    checkpoint = ROOT / settings["work_dir"] / "classifier" / "classifier.pth"
-    if checkpoint.exists():
-        model, source = classifier_from_checkpoint(load_checkpoint(checkpoint)), str(checkpoint)
-    else:
-        model, source = build_classifier(**DEFAULT_ARCHITECTURE), "random weights"
-    model.set_output_stride(8)
-    model.to(device).eval()
+    model, source = benchmark_classifier(settings, device)
     dataset = VOCSegmentation(ROOT / settings["data_root"], "val")
     dataset.names = dataset.names[:images]
     if device.type == "cuda":

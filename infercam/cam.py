@@ -13,6 +13,7 @@ steps of the background-score sweep, at half the disk of float32.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -29,6 +30,7 @@ from infercam.config import autocast
 
 PSA_SCALES = (1.0, 0.5, 1.5, 2.0)
 TIMING_FILE = "timing.json"  # beside the maps: what computing them cost
+SETTINGS_FILE = "settings.json"  # beside the maps: the method and protocol that made them
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -139,7 +141,7 @@ def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, fl
     size per forward; images already saved are skipped, so an interrupted run continues where it
     stopped."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(out_dir, method_settings(BaselineCAM(scales, flip, device, mixed_precision), model))
     model.eval()
     todo = [name for name in dataset.names if not (out_dir / f"{name}.npz").exists()]
     labels = dict(zip(dataset.names, dataset.cls_labels))
@@ -152,6 +154,50 @@ def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, fl
             bar.update(len(names))
             timer.images += len(names)
     return out_dir
+
+
+class MapsSettingsError(RuntimeError):
+    """A folder of maps was made with other settings than the ones asked for."""
+
+
+def method_settings(method, model=None) -> dict:
+    """What decides a method's maps, as JSON: the method's class and fields (nested methods too;
+    not the device, which changes nothing but speed) and the classifier's output stride."""
+
+    def describe(value):
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {"method": type(value).__name__,
+                    **{f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "device"}}
+        if isinstance(value, (tuple, list)):
+            return [describe(v) for v in value]
+        return value.item() if isinstance(value, np.generic) else value
+
+    described = describe(method)
+    if not isinstance(described, dict):  # a plain function: its name is all there is to say
+        described = {"method": getattr(method, "__qualname__", type(method).__name__)}
+    return json.loads(json.dumps({**described, "output_stride": getattr(model, "output_stride", None)}))
+
+
+def claim_folder(out_dir: Path, settings: dict) -> None:
+    """Make ``out_dir`` the home of maps made with ``settings`` (written to its settings.json), or
+    refuse if it holds maps of other settings: resuming would silently mix two methods."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / SETTINGS_FILE
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved != settings:
+            differing = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
+            raise MapsSettingsError(
+                f"the maps in {out_dir} were made with other settings (differing: {', '.join(differing)}; "
+                f"saved {[saved.get(k) for k in differing]}, asked {[settings.get(k) for k in differing]}): "
+                "delete that folder to recompute them, or use another work_dir")
+        return
+    if any(out_dir.glob("*.npz")):
+        raise MapsSettingsError(f"{out_dir} holds maps but no {SETTINGS_FILE}, so nothing says how they were made: "
+                                "delete that folder to recompute them")
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
+    os.replace(tmp, path)
 
 
 class _Timer:
@@ -204,7 +250,7 @@ def infer_method_cams(method, model, dataset, out_dir: str | os.PathLike, baseli
     ``baseline_dir`` (saved baseline CAMs, e.g. for split & unite's split points),
     ``method(model, image, class_ids, baseline)``. ``names``: a subset of the split (default all)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    claim_folder(out_dir, method_settings(method, model))
     model.eval()
     labels = dict(zip(dataset.names, dataset.cls_labels))
     todo = [name for name in (dataset.names if names is None else names) if not (out_dir / f"{name}.npz").exists()]

@@ -156,3 +156,17 @@ def evaluate_cams(dataset, cam_dir: str | os.PathLike, thresholds=SWEEP_THRESHOL
 
 
 __all__ = ["CAMEvaluation", "CLASS_COUNT_GROUPS", "class_count_group", "evaluate_cams", "missing_cams"]
+
+
+def image_miou(dataset, cam_dir: str | os.PathLike, name: str, threshold: float) -> float:
+    """mIoU of one image's saved maps at one background score (over the classes it has or predicts)."""
+    maps, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")
+    sweep = ThresholdSweep([threshold])
+    sweep.add(maps, class_ids, dataset.load_label(name))
+    return float(sweep.mious()[0])
+
+
+def change_per_image(dataset, names, before: tuple, after: tuple) -> pd.Series:
+    """Per image, ``after``'s mIoU minus ``before``'s, each a (folder of maps, background score)."""
+    return pd.Series({name: image_miou(dataset, after[0], name, after[1]) - image_miou(dataset, before[0], name, before[1])
+                      for name in names}, name="image mIoU change")

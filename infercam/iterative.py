@@ -16,6 +16,10 @@ How the passes are added decides the result (``accumulate``):
   first);
 * ``"max"`` (the official code): running element-wise maximum of the max-normalised passes.
 
+Erased pixels are painted with the original image's mean colour (the paper); ``fill="current_mean"``
+takes the mean of the image as the pass saw it, erased parts included (the official code, which
+takes it per scale of the normalised input: the same colour up to resampling).
+
 The image is erased once, before it is scaled and flipped, so the flipped inputs are erased where
 the unflipped ones are (the official code erases flipped inputs with the unflipped mask).
 """
@@ -29,6 +33,7 @@ import torch
 from infercam.cam import PSA_SCALES, max_normalise, response_maps
 
 ACCUMULATIONS = ("sum", "normalised_sum", "max")
+FILLS = ("original_mean", "current_mean")
 
 
 @dataclass
@@ -54,8 +59,12 @@ class IterativeInference:
     accumulate: str = "sum"
     device: str | torch.device = "cpu"
     mixed_precision: bool = False
+    normalise: bool = True  # False: the accumulated maps on their own scale (the raw sum for "sum")
+    fill: str = "original_mean"  # or "current_mean": the mean of the image this pass sees (the official code)
 
     def __post_init__(self):
+        if self.fill not in FILLS:
+            raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
         if self.accumulate not in ACCUMULATIONS:
             raise ValueError(f"accumulate must be one of {ACCUMULATIONS}, got {self.accumulate!r}")
         if self.max_passes < 1:
@@ -69,7 +78,6 @@ class IterativeInference:
         height, width = image.shape[:2]
         if not class_ids:
             return np.zeros((0, height, width), dtype=np.float32), []
-        fill = np.round(image.reshape(-1, 3).mean(axis=0)).astype(image.dtype)  # the original image's mean colour
         current = image.copy()
         erased = np.zeros((height, width), dtype=bool)
         total, passes = None, []
@@ -91,5 +99,9 @@ class IterativeInference:
             if new.mean() < self.stop_fraction or len(passes) == self.max_passes:
                 break
             erased |= new
-            current[erased] = fill
-        return max_normalise(total).cpu().numpy(), passes
+            current[erased] = _mean_colour(image if self.fill == "original_mean" else current)
+        return (max_normalise(total) if self.normalise else total).cpu().numpy(), passes
+
+
+def _mean_colour(image: np.ndarray) -> np.ndarray:
+    return np.round(image.reshape(-1, 3).mean(axis=0)).astype(image.dtype)

@@ -148,6 +148,24 @@ def collapse_streams(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output: bool = False,
+                     progress_bar: bool = True) -> NotebookFailed | None:
+    """Run one notebook with papermill into ``output`` (cwd: the repository root); the failure,
+    naming the notebook and the failing cell, or None."""
+    try:
+        papermill.execute_notebook(
+            notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
+            kernel_name="python3", language="python", progress_bar=progress_bar, log_output=log_output,
+            kernel_manager_class=_ThisInterpreterKernelManager,
+        )
+    except PapermillExecutionError as error:
+        return NotebookFailed(notebook, output, f"{error.ename}: {error.evalue}",
+                              _committed_cell_index(notebook, error.cell_index, bool(parameters)), error.source)
+    except Exception as error:  # e.g. the kernel died: no cell to point at
+        return NotebookFailed(notebook, output, f"{type(error).__name__}: {error}")
+    return None
+
+
 def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
                   output_dir: str | os.PathLike | None = None,
                   notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, log_output: bool = False) -> list[Path]:
@@ -172,19 +190,7 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
         output = output_dir / notebook.name
         print(f"[{number}/{len(notebooks)}] {notebook.stem} (profile {profile_name}) -> {_shown(output)}", flush=True)
         start = time.perf_counter()
-        failure = None
-        try:
-            papermill.execute_notebook(
-                notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
-                kernel_name="python3", language="python", progress_bar=True, log_output=log_output,
-                kernel_manager_class=_ThisInterpreterKernelManager,
-            )
-        except PapermillExecutionError as error:
-            failure = NotebookFailed(notebook, output, f"{error.ename}: {error.evalue}",
-                                     _committed_cell_index(notebook, error.cell_index, bool(parameters)),
-                                     error.source)
-        except Exception as error:  # e.g. the kernel died: no cell to point at
-            failure = NotebookFailed(notebook, output, f"{type(error).__name__}: {error}")
+        failure = execute_notebook(notebook, output, parameters, log_output)
         seconds = time.perf_counter() - start
         timings["notebooks"][notebook.stem] = {
             "seconds": round(seconds, 1), "status": "failed" if failure else "ok",

@@ -1,6 +1,8 @@
 """Pictures the notebooks show: label maps in VOC colours, sample grids, glyph catalogues."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -136,5 +138,29 @@ def _with_result_panel(fig, axes, image: np.ndarray, maps: np.ndarray, title: st
     axes[-1].set_title(title, fontsize=8)
     for ax in axes:
         ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def show_method_comparison(dataset, names, methods: dict, titles: dict | None = None):
+    """The paper's Fig. 8: per image, the ground truth, then for each method its CAM (max over the
+    image's classes) and its label map at its background score. ``methods``: title -> (folder of
+    saved maps, background score); ``titles``: optional name -> row title."""
+    from infercam.cam import load_cams
+    from infercam.metrics import cam_prediction
+
+    columns = 1 + 2 * len(methods)
+    fig, axes = plt.subplots(len(names), columns, figsize=(2.5 * columns, 2.6 * len(names)), squeeze=False)
+    for row, name in zip(axes, names):
+        image = dataset.load_image(name)
+        panels = [(label_to_rgb(dataset.load_label(name)), (titles or {}).get(name, f"{name}: ground truth"))]
+        for method, (folder, threshold) in methods.items():
+            maps, class_ids = load_cams(Path(folder) / f"{name}.npz")
+            panels += [(cam_heatmap(image, maps.max(axis=0)), f"{method} CAM"),
+                       (label_to_rgb(cam_prediction(maps, class_ids, threshold)), f"{method} label, t = {threshold:.2f}")]
+        for ax, (panel, title) in zip(row, panels):
+            ax.imshow(panel, interpolation="nearest")
+            ax.set_title(title, fontsize=8)
+            ax.axis("off")
     fig.tight_layout()
     return fig

@@ -20,12 +20,13 @@ one: a centre on the border would give a patch a few pixels wide, whose max-norm
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from infercam.cam import to_tensor
+from infercam.cam import load_cams, to_tensor
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def centre_of_mass(cam: np.ndarray) -> tuple[float, float]:
 def _split_line(coordinate: float, size: int, min_size: int) -> int:
     """The pixel boundary at a centre coordinate (pixels < it go up/left, >= it down/right), kept
     ``min_size`` pixels from either edge so that no patch is a sliver."""
-    return int(np.clip(round(coordinate + 0.5), min_size, size - min_size))
+    return int(np.clip(np.floor(coordinate + 0.5), min_size, size - min_size))  # not round(): it rounds .5 to even
 
 
 def quadrant_boxes(centre: tuple[float, float], height: int, width: int, buffer: int = 0,
@@ -178,3 +179,40 @@ class SplitUnite:
         with torch.no_grad():
             logits = model(to_tensor(crop)[None].to(device))
         return torch.sigmoid(logits.float())[0, list(class_ids)].cpu().numpy()
+
+
+def plan_dataset_patches(names, cam_dir, many_classes: str = "per_class", buffer: int = 0,
+                         min_size: int = 16) -> dict[str, list[Patch]]:
+    """name -> the patches :func:`plan_patches` gives from the image's saved baseline CAMs in
+    ``cam_dir`` (for split & unite as a training augmentation)."""
+    plans = {}
+    for name in names:
+        cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")
+        plans[name] = plan_patches(cams, class_ids, many_classes, buffer, min_size)
+    return plans
+
+
+def patch_responses(model, image: np.ndarray, class_ids, baseline: np.ndarray, truth: np.ndarray, scales,
+                    flip: bool = True, device="cpu", mixed_precision: bool = False, many_classes: str = "per_class",
+                    buffer: int = 0, min_size: int = 16) -> list[dict]:
+    """How the classifier answers each split & unite patch on its own, against the same pixels seen
+    inside the whole image: one row per (patch, class) with the share of the patch that is the
+    class's object (``truth``: VOC label map), the patch's peak raw response over the whole image's
+    peak on those pixels, and whether each peak lies on the object. If the paper's premise holds,
+    a patch holding part of the object answers *more* strongly than the image did there."""
+    from infercam.cam import response_maps
+
+    class_ids = [int(c) for c in class_ids]
+    whole = response_maps(model, [image], [class_ids], scales, flip, device, mixed_precision)[0].float().cpu().numpy()
+    rows = []
+    for index, patch in enumerate(plan_patches(baseline, class_ids, many_classes, buffer, min_size)):
+        alone = response_maps(model, [image[patch.rows, patch.columns]], [list(patch.class_ids)], scales, flip, device,
+                              mixed_precision)[0].float().cpu().numpy()
+        for maps, class_id in zip(alone, patch.class_ids):
+            inside = whole[class_ids.index(class_id), patch.rows, patch.columns]
+            on_object = truth[patch.rows, patch.columns] == class_id + 1
+            rows.append({"patch": index, "class_id": class_id, "object_share": float(on_object.mean()),
+                         "peak_ratio": float(maps.max() / max(inside.max(), 1e-5)),
+                         "patch_peak_on_object": bool(on_object.flat[maps.argmax()]),
+                         "image_peak_on_object": bool(on_object.flat[inside.argmax()])})
+    return rows

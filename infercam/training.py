@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from infercam.cam import normalise
-from infercam.config import autocast
+from infercam.config import autocast, resolve_path
 from infercam.models import build_classifier
 from infercam.transforms import ClassificationAugment
 
@@ -51,6 +51,10 @@ class ClassifierTraining:
     mixed_precision: bool = True
     num_workers: int = 1
     seed: int = 0
+    initial_weights: str = ""  # a classifier checkpoint to fine-tune instead of starting from scratch
+    # Split & unite as a training augmentation (paper section 4.3): the chance that an image is
+    # replaced by one of its split & unite patches, labelled with the image's labels.
+    split_unite_probability: float = 0.0
 
     def __post_init__(self):
         self.resize_long = tuple(self.resize_long)
@@ -63,17 +67,27 @@ class ClassifierTraining:
 
 
 class AugmentedClassification(torch.utils.data.Dataset):
-    """(augmented uint8 image (3, crop, crop), multi-hot label (20,)) of a VOCSegmentation split."""
+    """(augmented uint8 image (3, crop, crop), multi-hot label (20,)) of a VOCSegmentation split.
+    With ``patches`` (name -> split & unite patches), an image is replaced by one of its patches,
+    drawn at random, with chance ``patch_probability``; the label stays the image's."""
 
-    def __init__(self, dataset, augment: ClassificationAugment):
+    def __init__(self, dataset, augment: ClassificationAugment, patches: dict | None = None,
+                 patch_probability: float = 0.0):
         self.dataset, self.augment = dataset, augment
+        self.patches, self.patch_probability = patches or {}, patch_probability
         self.labels = torch.from_numpy(dataset.cls_labels.astype(np.float32))
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        image = self.augment(self.dataset.load_image(self.dataset.names[index]))
+        name = self.dataset.names[index]
+        image = self.dataset.load_image(name)
+        patches = self.patches.get(name)
+        if patches and torch.rand(()).item() < self.patch_probability:
+            patch = patches[int(torch.randint(len(patches), ()).item())]
+            image = image[patch.rows, patch.columns]
+        image = self.augment(image)
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), self.labels[index]
 
 
@@ -117,7 +131,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def _check_settings(path: Path, state: dict, settings: ClassifierTraining) -> None:
-    saved, wanted = state.get("settings", {}), settings.to_dict()
+    # A setting added after the checkpoint was made counts as its default (the behaviour before it existed).
+    saved = {**ClassifierTraining(backbone=settings.backbone).to_dict(), **state.get("settings", {})}
+    wanted = settings.to_dict()
     differences = {key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value}
     if differences:
         shown = ", ".join(f"{key}: saved {old!r} vs now {new!r}" for key, (old, new) in differences.items())
@@ -133,14 +149,26 @@ def classifier_from_checkpoint(state: dict) -> nn.Module:
 
 
 def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os.PathLike,
-                     device: torch.device | str = "cpu", progress: bool = True) -> tuple[nn.Module, pd.DataFrame]:
+                     device: torch.device | str = "cpu", progress: bool = True,
+                     patches: dict | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """Train (or resume training) a classifier on ``dataset``; returns the model and the per-step
-    history (epoch, step, lr, loss, seconds)."""
+    history (epoch, step, lr, loss, seconds). ``patches``: name -> split & unite patches, needed when
+    ``settings.split_unite_probability`` > 0."""
+    if settings.split_unite_probability > 0 and not patches:
+        raise ValueError("split & unite training needs each image's patches: plan them from its baseline CAMs "
+                         "(infercam.split_unite.plan_dataset_patches)")
     checkpoint = Path(checkpoint)
     last = checkpoint.with_name(checkpoint.name + ".last")
     device = torch.device(device)
     torch.manual_seed(settings.seed)
     model = build_classifier(settings.backbone, width=settings.width, output_stride=settings.output_stride).to(device)
+    if settings.initial_weights:  # a checkpoint of train_classifier, or a bare state dict (psa's res38_cls.pth)
+        path = resolve_path(settings.initial_weights)
+        if not path.is_file():
+            raise FileNotFoundError(f"no classifier to fine-tune at {path} (initial_weights): train it first "
+                                    "(notebooks/01_baseline_cam.ipynb) or get psa's (data_scripts/get_psa_weights.py)")
+        state = load_checkpoint(path)
+        model.load_state_dict(state.get("model", state))
     optimizer = make_optimizer(model, settings)
     history, start_epoch = [], 0
     if last.exists():
@@ -150,7 +178,7 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = state["history"], state["epoch"]
     augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
-    data = AugmentedClassification(dataset, augment)
+    data = AugmentedClassification(dataset, augment, patches, settings.split_unite_probability)
     steps_per_epoch = len(data) // settings.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"{len(data)} training images are fewer than one batch of {settings.batch_size}")
@@ -193,14 +221,15 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
 
 
 def load_or_train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os.PathLike,
-                             device: torch.device | str = "cpu", progress: bool = True) -> tuple[nn.Module, pd.DataFrame]:
+                             device: torch.device | str = "cpu", progress: bool = True,
+                             patches: dict | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """The finished checkpoint if there is one (made with these settings), else train or resume."""
     checkpoint = Path(checkpoint)
     if checkpoint.exists():
         state = load_checkpoint(checkpoint)
         _check_settings(checkpoint, state, settings)
         return classifier_from_checkpoint(state).to(device), pd.DataFrame(state["history"])
-    return train_classifier(dataset, settings, checkpoint, device, progress)
+    return train_classifier(dataset, settings, checkpoint, device, progress, patches)
 
 
 @torch.no_grad()
@@ -225,8 +254,6 @@ def load_baseline_classifier(work_dir: str | os.PathLike, profile: str, classifi
     """The fixed classifier that the later steps query, at ``output_stride``, in eval mode: the
     state dict ``classifier_weights`` when given (the paper profile: psa's ``res38_cls.pth`` into
     ``backbone``), else the one ``notebooks/01_baseline_cam.ipynb`` trained into ``work_dir``."""
-    from infercam.config import resolve_path
-
     if classifier_weights:
         path = resolve_path(classifier_weights)
         if not path.is_file():

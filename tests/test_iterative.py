@@ -91,3 +91,33 @@ def test_erasing_paints_the_original_mean_colour_and_leaves_the_input_alone(imag
 
 def torch_equal_columns(left, right) -> bool:
     return bool((left - right).abs().max() < 1e-6)
+
+
+def test_fill_with_the_current_mean_paints_with_the_erased_image_s_colour(image):
+    class Recorder(RedChannel):
+        def __init__(self):
+            self.inputs = []
+
+        def cam(self, x):
+            self.inputs.append(x.clone())
+            return super().cam(x)
+
+    a, _ = regions()
+    painted_red = {}
+    for fill in ("original_mean", "current_mean"):
+        model = Recorder()
+        IterativeInference(scales=(1.0,), flip=False, fill=fill).run(model, image, [0])
+        red = model.inputs[-1][0, 0].numpy() * 0.229 + 0.485  # back to red / 255 in the last pass's input
+        painted_red[fill] = round(float(red[a].mean() * 255))
+    # the original mean red: (50 x 255 + 50 x 150) / 2000 = 10; before the last pass A is already painted 10
+    # and B is still 150, so the current image's mean red is (50 x 10 + 50 x 150) / 2000 = 4
+    assert painted_red == {"original_mean": 10, "current_mean": 4}
+    with pytest.raises(ValueError, match="fill"):
+        IterativeInference(fill="black")
+
+
+def test_without_normalisation_the_sum_stays_on_the_classifier_s_scale(image):
+    raw, _ = run(image, accumulate="sum", normalise=False)
+    a, b = regions()
+    assert raw[0][a].mean() == pytest.approx(A_VALUE, rel=1e-4)
+    assert raw[0][b].mean() == pytest.approx(2 * B_VALUE, rel=1e-4)

@@ -28,7 +28,7 @@ def test_notebook_executes_and_writes_metrics(stem, smoke_run):
     assert json.loads(metrics.read_text())["step"] == stem  # written by infercam.runs.write_metrics
 
 
-@pytest.mark.parametrize("stem", STEMS)
+@pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs
 def test_committed_notebook_is_clean_and_parameterised(stem):
     notebook = nbformat.read(NOTEBOOKS_DIR / f"{stem}.ipynb", as_version=4)
     code = [cell for cell in notebook.cells if cell.cell_type == "code"]

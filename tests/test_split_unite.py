@@ -128,3 +128,39 @@ def test_common_scale_keeps_weak_patches_weak():
     common = SplitUnite(BaselineCAM(scales=(1.0,), flip=False, normalise=False))(RedChannel(), image, [0], baseline)
     assert per_patch[0, 0, 63] == pytest.approx(1.0, abs=1e-3)  # each patch lit up to 1 on its own
     assert common[0, 0, 63] == pytest.approx((150 / 255 - 0.485) / (1 - 0.485), abs=1e-3)  # 0.2 of the left
+
+
+def test_dataset_patches_are_planned_from_the_saved_baseline_maps(tmp_path):
+    from infercam.cam import save_cams
+    from infercam.split_unite import plan_dataset_patches
+
+    cam = np.zeros((1, 64, 80), np.float32)
+    cam[0, 40, 21] = 1.0  # centre of mass at (40, 21): the centre pixel goes down and right, whatever its parity
+    save_cams(tmp_path / "a.npz", cam, [6])
+    save_cams(tmp_path / "b.npz", np.zeros((0, 64, 80), np.float32), [])
+    plans = plan_dataset_patches(["a", "b"], tmp_path)
+    assert plans["b"] == []
+    assert [(p.top, p.left, p.bottom, p.right) for p in plans["a"]] == \
+        [(0, 0, 40, 21), (0, 21, 40, 80), (40, 0, 64, 21), (40, 21, 64, 80)]
+    assert all(p.class_ids == (6,) for p in plans["a"])
+    with pytest.raises(FileNotFoundError, match="no CAM file"):
+        plan_dataset_patches(["missing"], tmp_path)
+
+
+def test_patch_responses_compare_each_patch_with_the_same_pixels_in_the_whole_image():
+    from infercam.split_unite import patch_responses
+
+    # RedChannel's map is the red channel: a patch answers exactly as the image did on its pixels
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[8:20, 8:20, 0] = 255
+    truth = np.zeros((64, 64), np.uint8)
+    truth[8:20, 8:20] = 1
+    baseline = np.zeros((1, 64, 64), np.float32)
+    baseline[0, 31:33, 31:33] = 1  # split at the centre: the object lies in the top-left patch
+    rows = patch_responses(RedChannel(), image, [0], baseline, truth, scales=(1.0,), flip=False)
+    assert [r["patch"] for r in rows] == [0, 1, 2, 3]
+    top_left = rows[0]
+    assert top_left["object_share"] == pytest.approx(144 / 32 ** 2)
+    assert top_left["peak_ratio"] == pytest.approx(1.0, abs=1e-5)
+    assert top_left["patch_peak_on_object"] and top_left["image_peak_on_object"]
+    assert all(r["object_share"] == 0 and not r["patch_peak_on_object"] for r in rows[1:])

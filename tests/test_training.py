@@ -112,3 +112,45 @@ def test_later_steps_load_the_baseline_or_say_which_step_makes_it(dataset, tmp_p
     torch.save(trained.state_dict(), tmp_path / "weights.pth")
     with pytest.raises(RuntimeError, match="size mismatch"):  # strict: a width-4 net's weights never half-load
         load_baseline_classifier(tmp_path, "x", classifier_weights=str(tmp_path / "weights.pth"), backbone="resnet18")
+
+
+def test_split_unite_augmentation_shows_patches_with_the_image_s_labels(dataset):
+    from infercam.split_unite import Patch
+    from infercam.training import AugmentedClassification
+
+    name = dataset.names[0]
+    image = dataset.load_image(name)
+    corner = Patch(0, 0, 10, 12, (0,))
+    seen = []
+    data = AugmentedClassification(dataset, lambda picture: seen.append(picture) or picture, {name: [corner]}, 1.0)
+    _, label = data[0]
+    assert np.array_equal(seen[-1], image[:10, :12]) and torch.equal(label, data.labels[0])
+    data.patch_probability = 0.0
+    data[0]
+    assert np.array_equal(seen[-1], image)
+    data[1]  # an image without patches is shown whole
+    assert seen[-1].shape == dataset.load_image(dataset.names[1]).shape
+
+
+def test_fine_tuning_starts_from_the_given_weights_and_records_them(dataset, tmp_path):
+    base, _ = train_classifier(dataset, tiny_settings(epochs=1), tmp_path / "base" / "classifier.pth", progress=False)
+    tuned_settings = tiny_settings(epochs=1, lr=0.0, initial_weights=str(tmp_path / "base" / "classifier.pth"))
+    tuned, _ = train_classifier(dataset, tuned_settings, tmp_path / "tuned" / "classifier.pth", progress=False)
+    for (key, a), b in zip(base.state_dict().items(), tuned.state_dict().values()):
+        if a.is_floating_point() and "running" not in key:  # lr 0: the weights stay the starting ones
+            assert torch.allclose(a, b), key
+    with pytest.raises(ValueError, match="needs each image's patches"):
+        train_classifier(dataset, tiny_settings(split_unite_probability=0.5), tmp_path / "c" / "classifier.pth")
+    with pytest.raises(FileNotFoundError, match="no classifier to fine-tune"):
+        train_classifier(dataset, tiny_settings(initial_weights=str(tmp_path / "none.pth")), tmp_path / "d" / "c.pth")
+
+
+def test_a_checkpoint_older_than_a_new_setting_counts_as_its_default(dataset, tmp_path):
+    path = tmp_path / "classifier.pth"
+    train_classifier(dataset, tiny_settings(epochs=1), path, progress=False)
+    state = torch.load(path, weights_only=False)
+    del state["settings"]["split_unite_probability"]  # made before the setting existed
+    torch.save(state, path)
+    load_or_train_classifier(dataset, tiny_settings(epochs=1), path)  # loads, no CheckpointError
+    with pytest.raises(CheckpointError, match="split_unite_probability"):
+        load_or_train_classifier(dataset, tiny_settings(epochs=1, split_unite_probability=0.5), path, patches={"x": []})

@@ -1,0 +1,253 @@
+"""Ablations as a papermill batch: one run of ``notebooks/ablation/cam_method.ipynb`` per
+configuration of a grid file, each writing its metrics; the collected table as CSV and Markdown.
+
+    python -m infercam.ablations --profile cpu                          # ablations/cam_methods.yaml
+    python -m infercam.ablations --profile smoke --grid my_grid.yaml --only baseline combined
+    make ablations PROFILE=cpu
+
+A grid file (YAML)::
+
+    description: what the grid asks
+    parameters: {num_images: 100}          # for every configuration
+    reference: baseline                    # the row the others are compared with
+    configurations:
+      - name: combined                     # letters, digits, - and _
+        description: split & unite + iterative inference
+        paper: TABLE2/both                 # optional: a number of infercam.paper to show beside
+        parameters: {split_unite: true, iterative: true}
+
+Each configuration runs with the notebook's defaults, then the profile's values of its parameters
+(other profile keys are not passed), then the grid's, then its own. A finished configuration (its
+metrics file exists and it ran with the same values) is skipped; a failing one
+is reported by name and the others still run. Executed copies go to
+``build/ablations/<profile>/<grid>/<name>.ipynb``; metrics to
+``<work_dir>/metrics/ablation/<grid>/<name>.json``; the table to ``<work_dir>/ablations/<grid>.csv``
+and ``.md``.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import papermill
+import yaml
+from tqdm import tqdm
+
+from infercam import paper
+from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook
+from infercam.runs import metrics_path
+
+DEFAULT_GRID = PROJECT_ROOT / "ablations" / "cam_methods.yaml"
+RUN_NOTEBOOK = NOTEBOOKS_DIR / "ablation" / "cam_method.ipynb"
+OUTPUT_DIR = PROJECT_ROOT / "build" / "ablations"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class GridError(ValueError):
+    """A grid file that cannot be run: names the file and what is wrong with it."""
+
+
+@dataclass
+class Configuration:
+    name: str
+    description: str = ""
+    parameters: dict = field(default_factory=dict)
+    paper: str | None = None  # "TABLE2/both": infercam.paper.TABLE2["both"]
+
+    def paper_value(self) -> float | None:
+        if not self.paper:
+            return None
+        table, _, row = self.paper.partition("/")
+        return getattr(paper, table)[row]
+
+
+@dataclass
+class Grid:
+    name: str
+    description: str
+    parameters: dict
+    reference: str
+    configurations: list[Configuration]
+
+
+def load_grid(path: str | os.PathLike = DEFAULT_GRID, notebook: str | os.PathLike = RUN_NOTEBOOK) -> Grid:
+    """Read and check a grid file: unique names, known parameters (those of ``notebook``'s
+    parameters cell), known paper rows, and a reference row that exists."""
+    path = resolve_path(path)
+    if not path.is_file():
+        raise GridError(f"no grid file {path}; the project's grid is {DEFAULT_GRID.relative_to(PROJECT_ROOT)}")
+    with open(path) as handle:
+        raw = yaml.safe_load(handle) or {}
+    known = set(notebook_defaults(notebook))
+    configurations = []
+    for entry in raw.get("configurations") or []:
+        configuration = Configuration(**entry)
+        if not NAME_PATTERN.match(configuration.name):
+            raise GridError(f"{path}: configuration name {configuration.name!r} may hold only letters, digits, - and _")
+        unknown = sorted(set(configuration.parameters) - known)
+        if unknown:
+            raise GridError(f"{path}: configuration {configuration.name!r} sets {unknown}, which "
+                            f"{Path(notebook).name} does not take; its parameters are {sorted(known)}")
+        try:
+            configuration.paper_value()
+        except (AttributeError, KeyError) as error:
+            raise GridError(f"{path}: configuration {configuration.name!r}: no paper number {configuration.paper!r} "
+                            f"in infercam.paper ({error})") from error
+        configurations.append(configuration)
+    names = [c.name for c in configurations]
+    if not names:
+        raise GridError(f"{path}: no configurations")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise GridError(f"{path}: configuration names used twice: {repeated}")
+    unknown = sorted(set(raw.get("parameters") or {}) - known)
+    if unknown:
+        raise GridError(f"{path}: parameters {unknown} are not parameters of {Path(notebook).name}")
+    reference = raw.get("reference", names[0])
+    if reference not in names:
+        raise GridError(f"{path}: reference {reference!r} is not one of the configurations {names}")
+    return Grid(path.stem, raw.get("description", ""), raw.get("parameters") or {}, reference, configurations)
+
+
+def notebook_defaults(notebook: str | os.PathLike) -> dict:
+    """The parameters of ``notebook``'s parameters cell and their default values."""
+    return {name: ast.literal_eval(info["default"]) for name, info in papermill.inspect_notebook(str(notebook)).items()}
+
+
+@dataclass
+class GridRun:
+    """What a batch did: the configurations run, skipped and failed (name -> error), and the table."""
+
+    ran: list[str]
+    skipped: list[str]
+    failed: dict[str, NotebookFailed]
+    table: pd.DataFrame
+    table_files: list[Path]
+
+
+def _step(grid: Grid, configuration: Configuration) -> str:
+    return f"ablation/{grid.name}/{configuration.name}"
+
+
+def _record_path(work_dir, step: str) -> Path:
+    """Beside the metrics file: the parameters the finished run was given."""
+    return metrics_path(work_dir, step).with_suffix(".parameters.json")
+
+
+def _finished(work_dir, step: str, parameters: dict) -> bool:
+    record = _record_path(work_dir, step)
+    return (metrics_path(work_dir, step).is_file() and record.is_file()
+            and json.loads(record.read_text()) == json.loads(json.dumps(parameters)))
+
+
+def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[str] | None = None,
+             output_dir: str | os.PathLike | None = None, notebook: str | os.PathLike = RUN_NOTEBOOK,
+             progress: bool = True) -> GridRun:
+    """Run every configuration of ``grid`` (or those in ``only``) that has not finished with the
+    same parameters, then collect the table. ``base_parameters``: the profile's parameters."""
+    grid = grid if isinstance(grid, Grid) else load_grid(grid, notebook)
+    work_dir = base_parameters["work_dir"]
+    profile = str(base_parameters.get("profile", "custom"))
+    output_dir = resolve_path(output_dir) if output_dir else OUTPUT_DIR / profile / grid.name
+    output_dir.mkdir(parents=True, exist_ok=True)
+    selected = [c for c in grid.configurations if only is None or c.name in only]
+    if only is not None and len(selected) != len(set(only)):
+        raise GridError(f"no configuration {sorted(set(only) - {c.name for c in selected})} in grid {grid.name}; "
+                        f"there are {[c.name for c in grid.configurations]}")
+    # The values the run will see (its defaults, then the profile's, the grid's and the row's), so
+    # that a row finished from the shell counts as finished in the book and the other way round.
+    defaults = notebook_defaults(notebook)
+    profile_values = {key: value for key, value in base_parameters.items() if key in defaults}
+    ran, skipped, failed = [], [], {}
+    for configuration in tqdm(selected, desc=f"ablation grid {grid.name}", disable=not progress):
+        step = _step(grid, configuration)
+        parameters = {**defaults, **profile_values, **grid.parameters, **configuration.parameters,
+                      "configuration": configuration.name, "metrics_step": step}
+        if _finished(work_dir, step, parameters):
+            skipped.append(configuration.name)
+            continue
+        started = time.perf_counter()
+        failure = execute_notebook(Path(notebook), output_dir / f"{configuration.name}.ipynb", parameters,
+                                   progress_bar=False)
+        if failure:
+            failed[configuration.name] = failure
+            tqdm.write(f"configuration {configuration.name} FAILED: {failure.error}")
+            continue
+        record = _record_path(work_dir, step)
+        record.write_text(json.dumps(parameters, indent=2, sort_keys=True))
+        ran.append(configuration.name)
+        tqdm.write(f"configuration {configuration.name} done in {time.perf_counter() - started:.0f} s")
+    table = collect_table(grid, work_dir)
+    return GridRun(ran, skipped, failed, table, write_table(table, grid, work_dir))
+
+
+def run_metrics(grid: Grid, work_dir) -> dict[str, dict]:
+    """name -> what the configuration's run measured, for those that have run."""
+    paths = {c.name: metrics_path(work_dir, _step(grid, c)) for c in grid.configurations}
+    return {name: json.loads(path.read_text())["metrics"] for name, path in paths.items() if path.is_file()}
+
+
+def collect_table(grid: Grid, work_dir) -> pd.DataFrame:
+    """One row per configuration with a metrics file: its mIoU, the change against the reference
+    row, the time per image and its ratio to the reference's, and the paper's number."""
+    rows = {}
+    measurements = run_metrics(grid, work_dir)
+    for configuration in grid.configurations:
+        if configuration.name not in measurements:
+            continue
+        measured = measurements[configuration.name]
+        rows[configuration.name] = {
+            "description": configuration.description, "maps": measured["slug"], "images": measured["images"],
+            "best t": measured["best_threshold"], "mIoU (%)": 100 * measured["miou"],
+            "s / image": measured["seconds_per_image"], "paper (%)": configuration.paper_value(),
+        }
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("configuration")
+    if grid.reference in table.index:
+        reference = table.loc[grid.reference]
+        table.insert(5, f"Δ vs {grid.reference}", table["mIoU (%)"] - reference["mIoU (%)"])
+        table.insert(7, "× time", table["s / image"] / reference["s / image"])
+        reference_paper = reference["paper (%)"]
+        table["paper Δ"] = table["paper (%)"] - reference_paper if reference_paper is not None else None
+    return table
+
+
+def write_table(table: pd.DataFrame, grid: Grid, work_dir) -> list[Path]:
+    """``<work_dir>/ablations/<grid>.csv`` and ``.md``."""
+    out = resolve_path(work_dir) / "ablations"
+    out.mkdir(parents=True, exist_ok=True)
+    csv, markdown = out / f"{grid.name}.csv", out / f"{grid.name}.md"
+    table.to_csv(csv)
+    markdown.write_text(f"# {grid.name}\n\n{grid.description}\n\n" + table.to_markdown(floatfmt=".3g") + "\n")
+    return [csv, markdown]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infercam.ablations", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="cpu", help="profile name under profiles/ or a YAML path (default: cpu)")
+    parser.add_argument("--grid", default=str(DEFAULT_GRID), help="grid file (default: ablations/cam_methods.yaml)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these configurations")
+    args = parser.parse_args(argv)
+    try:
+        result = run_grid(args.grid, load_profile(args.profile), args.only)
+    except (GridError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(result.table.to_string(float_format=lambda v: f"{v:.3g}"))
+    print(f"ran {len(result.ran)}, skipped {len(result.skipped)} (finished with the same parameters), "
+          f"failed {len(result.failed)}; table: {', '.join(map(str, result.table_files))}")
+    for name, failure in result.failed.items():
+        print(f"error: configuration {name} failed: {failure}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

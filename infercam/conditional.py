@@ -1,0 +1,114 @@
+"""The paper's CAM methods and their ablations, named by their settings.
+
+A :class:`MethodSettings` says which modules run (split & unite, iterative inference, both, or
+neither: the baseline) and every choice on which the paper and the official code differ; it builds
+the method object (the shared call shape ``(model, image, class_ids[, baseline]) -> maps``) and
+names the folder of its maps, ``<work_dir>/cams/<slug>/<split>``, so that every chapter and every
+ablation run asking for the same method reuses the same maps (the folder's ``settings.json``
+guards against mixing methods).
+
+Defaults follow the paper: no overlap between patches, images with 3+ classes split per class,
+each patch max-normalised on its own, erase at 0.7 with the original image's mean colour, stop below
+1% newly erased, passes summed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from infercam.cam import BaselineCAM, infer_method_cams
+from infercam.config import resolve_path
+from infercam.iterative import ACCUMULATIONS, IterativeInference
+from infercam.split_unite import SplitUnite
+
+PATCH_SCALES = ("per_patch", "common")
+SPLIT_FIELDS = ("many_classes", "buffer", "min_size", "patch_scale", "score_gate")
+ITERATIVE_FIELDS = ("erase_threshold", "stop_fraction", "max_passes", "accumulate", "fill")
+KINDS = {(False, False): "baseline", (True, False): "split_unite", (False, True): "iterative", (True, True): "combined"}
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Which modules run and how (see :mod:`infercam.split_unite` and :mod:`infercam.iterative`).
+
+    ``patch_scale``: ``"per_patch"`` (the paper) max-normalises each patch's map on its own;
+    ``"common"`` keeps the patches on the classifier's own scale and normalises once after the
+    union."""
+
+    split_unite: bool = False
+    iterative: bool = False
+    many_classes: str = "per_class"
+    buffer: int = 0
+    min_size: int = 16
+    patch_scale: str = "per_patch"
+    score_gate: float | None = None
+    erase_threshold: float = 0.7
+    stop_fraction: float = 0.01
+    max_passes: int = 5
+    accumulate: str = "sum"
+    fill: str = "original_mean"
+
+    def __post_init__(self):
+        if self.patch_scale not in PATCH_SCALES:
+            raise ValueError(f"patch_scale must be one of {PATCH_SCALES}, got {self.patch_scale!r}")
+        if self.accumulate not in ACCUMULATIONS:
+            raise ValueError(f"accumulate must be one of {ACCUMULATIONS}, got {self.accumulate!r}")
+
+    @classmethod
+    def from_parameters(cls, parameters: dict) -> "MethodSettings":
+        """The settings among a notebook's parameters (other keys are ignored)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in parameters.items() if key in names})
+
+    @property
+    def kind(self) -> str:
+        """'baseline', 'split_unite', 'iterative' or 'combined'."""
+        return KINDS[(bool(self.split_unite), bool(self.iterative))]
+
+    def changed(self) -> dict:
+        """The settings that apply to this kind and differ from the paper's."""
+        applying = (SPLIT_FIELDS if self.split_unite else ()) + (ITERATIVE_FIELDS if self.iterative else ())
+        default = MethodSettings()
+        return {name: getattr(self, name) for name in applying if getattr(self, name) != getattr(default, name)}
+
+    @property
+    def slug(self) -> str:
+        """Folder name: the kind, then each changed setting, e.g. ``iterative-stop_fraction=0.02``."""
+        return "-".join([self.kind] + [f"{name}={value}" for name, value in self.changed().items()])
+
+    def build(self, scales, flip: bool = True, device="cpu", mixed_precision: bool = False):
+        """The method object, with the CAM protocol's scales and flips at every forward."""
+        protocol = dict(scales=tuple(scales), flip=flip, device=device, mixed_precision=mixed_precision)
+        # The combined module's patches stay on their common scale too when asked (normalised after the union).
+        on_own_scale = self.patch_scale == "per_patch" or not self.split_unite
+        if self.iterative:
+            inner = IterativeInference(erase_threshold=self.erase_threshold, stop_fraction=self.stop_fraction,
+                                       max_passes=self.max_passes, accumulate=self.accumulate,
+                                       fill=self.fill, normalise=on_own_scale, **protocol)
+        else:
+            inner = BaselineCAM(normalise=on_own_scale, **protocol)
+        if not self.split_unite:
+            return inner
+        return SplitUnite(inner, many_classes=self.many_classes, buffer=self.buffer, min_size=self.min_size,
+                          score_gate=self.score_gate)
+
+
+def maps_dir(work_dir: str | os.PathLike, settings: MethodSettings, split: str) -> Path:
+    """``<work_dir>/cams/<slug>/<split>``: where the maps of a method on a split live."""
+    return resolve_path(work_dir) / "cams" / settings.slug / split
+
+
+def compute_maps(settings: MethodSettings, model, dataset, work_dir: str | os.PathLike, scales, flip: bool = True,
+                 device="cpu", mixed_precision: bool = False, names: list[str] | None = None,
+                 progress: bool = True) -> Path:
+    """The method's maps of ``names`` (default: the whole split) in :func:`maps_dir`, computing only
+    the missing ones; split & unite first makes the baseline maps it splits by."""
+    baseline_dir = None
+    if settings.split_unite:
+        baseline_dir = compute_maps(MethodSettings(), model, dataset, work_dir, scales, flip, device,
+                                    mixed_precision, names, progress)
+    method = settings.build(scales, flip, device, mixed_precision)
+    return infer_method_cams(method, model, dataset, maps_dir(work_dir, settings, dataset.split),
+                             baseline_dir=baseline_dir, names=names, progress=progress)

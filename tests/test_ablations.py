@@ -1,0 +1,97 @@
+"""The ablation batch on a throwaway notebook that writes made-up metrics (no model, no data): grid
+checks, one run per configuration, failures named without losing the others, finished runs skipped,
+and the collected table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import yaml
+
+from infercam.ablations import GridError, load_grid, run_grid
+
+FAKE_RUN = '''
+from infercam.runs import write_metrics
+if fail:
+    raise ValueError(f"{configuration} was told to fail")
+write_metrics(work_dir, metrics_step, {"slug": configuration, "images": 3, "best_threshold": 0.2, "miou": miou,
+                                       "seconds_per_image": seconds}, {})
+'''
+
+
+@pytest.fixture
+def fake_notebook(tmp_path) -> Path:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    parameters = nbformat.v4.new_code_cell('work_dir = "unused"\nconfiguration = ""\nmetrics_step = ""\n'
+                                           'miou = 0.4\nseconds = 1.0\nfail = False')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell(FAKE_RUN)]
+    path = tmp_path / "fake_run.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def write_grid(path: Path, configurations, **extra) -> Path:
+    path.write_text(yaml.safe_dump({"description": "test grid", "configurations": configurations, **extra}))
+    return path
+
+
+GRID = [
+    {"name": "baseline", "paper": "TABLE2/baseline"},
+    {"name": "better", "paper": "TABLE2/both", "parameters": {"miou": 0.5, "seconds": 3.0}},
+    {"name": "broken", "parameters": {"fail": True}},
+]
+
+
+def test_batch_runs_each_configuration_names_failures_and_builds_the_table(tmp_path, fake_notebook):
+    grid = write_grid(tmp_path / "mini.yaml", GRID, reference="baseline")
+    base = {"work_dir": str(tmp_path / "work"), "profile": "test"}
+    result = run_grid(grid, base, output_dir=tmp_path / "executed", notebook=fake_notebook, progress=False)
+    assert result.ran == ["baseline", "better"] and result.skipped == []
+    assert list(result.failed) == ["broken"] and "broken was told to fail" in str(result.failed["broken"])
+    assert (tmp_path / "executed" / "broken.ipynb").is_file()  # the failing run's traceback is kept
+    table = result.table
+    assert list(table.index) == ["baseline", "better"]
+    assert table.loc["better", "Δ vs baseline"] == pytest.approx(10.0)
+    assert table.loc["better", "× time"] == pytest.approx(3.0)
+    assert table.loc["better", "paper Δ"] == pytest.approx(52.2 - 48.0)
+    csv, markdown = result.table_files
+    assert pd.read_csv(csv, index_col=0).loc["better", "mIoU (%)"] == pytest.approx(50.0)
+    assert "| better" in markdown.read_text()
+
+    # the same values, however they are given (a default spelt out, keys the notebook does not take): skipped
+    same = {**base, "seconds": 1.0, "smoke": {"image_size": 128}}
+    again = run_grid(grid, same, output_dir=tmp_path / "executed", notebook=fake_notebook, progress=False)
+    assert again.skipped == ["baseline", "better"] and again.ran == [] and list(again.failed) == ["broken"]
+
+    GRID[1]["parameters"]["miou"] = 0.6  # a changed configuration runs again; the others do not
+    try:
+        changed = run_grid(write_grid(grid, GRID, reference="baseline"), base, output_dir=tmp_path / "executed",
+                           notebook=fake_notebook, only=["baseline", "better"], progress=False)
+    finally:
+        GRID[1]["parameters"]["miou"] = 0.5
+    assert changed.ran == ["better"] and changed.skipped == ["baseline"]
+    assert changed.table.loc["better", "mIoU (%)"] == pytest.approx(60.0)
+
+
+@pytest.mark.parametrize("configurations, extra, message", [
+    ([{"name": "a", "parameters": {"learning_rate": 1}}], {}, r"sets \['learning_rate'\], which fake_run.ipynb does not take"),
+    ([{"name": "a"}, {"name": "a"}], {}, r"used twice: \['a'\]"),
+    ([{"name": "a b"}], {}, "may hold only letters"),
+    ([{"name": "a", "paper": "TABLE2/nothing"}], {}, "no paper number 'TABLE2/nothing'"),
+    ([{"name": "a"}], {"reference": "b"}, "reference 'b' is not one of"),
+    ([{"name": "a"}], {"parameters": {"epochs": 3}}, r"parameters \['epochs'\] are not parameters"),
+    ([], {}, "no configurations"),
+])
+def test_bad_grids_are_refused_with_the_reason(tmp_path, fake_notebook, configurations, extra, message):
+    with pytest.raises(GridError, match=message):
+        load_grid(write_grid(tmp_path / "bad.yaml", configurations, **extra), fake_notebook)
+
+
+def test_the_project_grid_is_valid():
+    grid = load_grid()
+    assert {"baseline", "split_unite", "iterative", "combined"} <= {c.name for c in grid.configurations}
+    assert grid.reference == "baseline"
