@@ -85,8 +85,7 @@ def multiscale_cams(model, images: list[np.ndarray], class_ids: list, scales=PSA
                     device: torch.device | str = "cpu", mixed_precision: bool = False) -> list[np.ndarray]:
     """Max-normalised CAMs of several images of one size, in one batch per scale: a list of
     (K_i, H, W) float32 arrays for the ``class_ids[i]``."""
-    responses = response_maps(model, images, class_ids, scales, flip, device, mixed_precision)
-    return [max_normalise(maps).cpu().numpy() for maps in responses]
+    return BaselineCAM(scales, flip, device, mixed_precision).batch(model, images, class_ids)
 
 
 def multiscale_cam(model, image: np.ndarray, class_ids, scales=PSA_SCALES, flip: bool = True,
@@ -107,9 +106,28 @@ class BaselineCAM:
     normalise: bool = True  # False: the raw sum over scales and flips, on the classifier's own scale
 
     def __call__(self, model, image: np.ndarray, class_ids) -> np.ndarray:
-        maps = response_maps(model, [image], [list(class_ids)], self.scales, self.flip, self.device,
-                             self.mixed_precision)[0]
-        return (max_normalise(maps) if self.normalise else maps).cpu().numpy()
+        return self.batch(model, [image], [class_ids])[0]
+
+    def batch(self, model, images: list[np.ndarray], class_ids: list) -> list[np.ndarray]:
+        """Maps of several images of one size, in one forward per scale."""
+        responses = response_maps(model, images, [list(ids) for ids in class_ids], self.scales, self.flip,
+                                  self.device, self.mixed_precision)
+        return [(max_normalise(maps) if self.normalise else maps).cpu().numpy() for maps in responses]
+
+
+def infer_in_batches(method, model, images: list[np.ndarray], class_ids: list) -> list[np.ndarray]:
+    """``method``'s maps of each image: one ``method.batch`` call per group of images of one size
+    when the method has ``batch``, else one call per image."""
+    if not hasattr(method, "batch"):
+        return [method(model, image, ids) for image, ids in zip(images, class_ids)]
+    groups: dict[tuple, list[int]] = {}
+    for index, image in enumerate(images):
+        groups.setdefault(image.shape, []).append(index)
+    results = [None] * len(images)
+    for indices in groups.values():
+        for index, maps in zip(indices, method.batch(model, [images[i] for i in indices], [class_ids[i] for i in indices])):
+            results[index] = maps
+    return results
 
 
 def save_cams(path: str | os.PathLike, cams: np.ndarray, class_ids) -> None:
@@ -137,23 +155,10 @@ def load_cams(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, flip: bool = True,
                device: torch.device | str = "cpu", batch_size: int = 1, mixed_precision: bool = False,
                progress: bool = True) -> Path:
-    """CAMs of every image of ``dataset`` into ``out_dir/<name>.npz``, ``batch_size`` images of one
-    size per forward; images already saved are skipped, so an interrupted run continues where it
-    stopped."""
-    out_dir = Path(out_dir)
-    claim_folder(out_dir, method_settings(BaselineCAM(scales, flip, device, mixed_precision), model))
-    model.eval()
-    todo = [name for name in dataset.names if not (out_dir / f"{name}.npz").exists()]
-    labels = dict(zip(dataset.names, dataset.cls_labels))
-    with tqdm(total=len(todo), desc=f"CAMs of {dataset.split}", disable=not (progress and todo)) as bar, _timed(out_dir) as timer:
-        for names, images in _same_size_batches(dataset, todo, batch_size):
-            class_ids = [np.flatnonzero(labels[name]) for name in names]
-            cams = multiscale_cams(model, images, class_ids, scales, flip, device, mixed_precision)
-            for name, maps, ids in zip(names, cams, class_ids):
-                save_cams(out_dir / f"{name}.npz", maps, ids)
-            bar.update(len(names))
-            timer.images += len(names)
-    return out_dir
+    """Baseline CAMs of every image of ``dataset`` into ``out_dir/<name>.npz`` (see
+    :func:`infer_method_cams`), ``batch_size`` images of one size per forward."""
+    return infer_method_cams(BaselineCAM(scales, flip, device, mixed_precision), model, dataset, out_dir,
+                             progress=progress, batch_size=batch_size)
 
 
 class MapsSettingsError(RuntimeError):
@@ -244,31 +249,38 @@ def _same_size_batches(dataset, names: list[str], batch_size: int):
 
 
 def infer_method_cams(method, model, dataset, out_dir: str | os.PathLike, baseline_dir: str | os.PathLike | None = None,
-                      names: list[str] | None = None, progress: bool = True) -> Path:
-    """Maps of any CAM method into ``out_dir/<name>.npz`` (the format of :func:`save_cams`), one
-    image at a time, resumable like :func:`infer_cams`. ``method(model, image, class_ids)`` or, with
-    ``baseline_dir`` (saved baseline CAMs, e.g. for split & unite's split points),
-    ``method(model, image, class_ids, baseline)``. ``names``: a subset of the split (default all)."""
+                      names: list[str] | None = None, progress: bool = True, batch_size: int = 1) -> Path:
+    """Maps of any CAM method into ``out_dir/<name>.npz`` (the format of :func:`save_cams`); images
+    already saved are skipped, so an interrupted run continues where it stopped.
+    ``method(model, image, class_ids)`` or, with ``baseline_dir`` (saved baseline CAMs, e.g. for
+    split & unite's split points), ``method(model, image, class_ids, baseline)``. ``batch_size``:
+    up to that many consecutive images of one size go to ``method.batch`` together (methods
+    without ``batch``, and those needing a baseline, take one image at a time). ``names``: a subset
+    of the split (default all)."""
     out_dir = Path(out_dir)
     claim_folder(out_dir, method_settings(method, model))
     model.eval()
     labels = dict(zip(dataset.names, dataset.cls_labels))
     todo = [name for name in (dataset.names if names is None else names) if not (out_dir / f"{name}.npz").exists()]
-    with _timed(out_dir) as timer:
-        for name in tqdm(todo, desc=f"{type(method).__name__} CAMs of {dataset.split}", disable=not (progress and todo)):
-            _infer_one(method, model, dataset, name, np.flatnonzero(labels[name]), out_dir, baseline_dir)
-            timer.images += 1
+    per_forward = batch_size if baseline_dir is None else 1
+    with tqdm(total=len(todo), desc=f"{type(method).__name__} maps of {dataset.split}",
+              disable=not (progress and todo)) as bar, _timed(out_dir) as timer:
+        for batch_names, images in _same_size_batches(dataset, todo, per_forward):
+            class_ids = [np.flatnonzero(labels[name]) for name in batch_names]
+            if baseline_dir is None:
+                maps = infer_in_batches(method, model, images, class_ids)
+            else:
+                maps = [method(model, images[0], class_ids[0], _saved_baseline(baseline_dir, batch_names[0], class_ids[0]))]
+            for name, name_maps, ids in zip(batch_names, maps, class_ids):
+                save_cams(out_dir / f"{name}.npz", name_maps, ids)
+            bar.update(len(batch_names))
+            timer.images += len(batch_names)
     return out_dir
 
 
-def _infer_one(method, model, dataset, name: str, class_ids: np.ndarray, out_dir: Path, baseline_dir) -> None:
-    image = dataset.load_image(name)
-    if baseline_dir is None:
-        maps = method(model, image, class_ids)
-    else:
-        baseline, saved_ids = load_cams(Path(baseline_dir) / f"{name}.npz")
-        if saved_ids.tolist() != class_ids.tolist():
-            raise ValueError(f"{baseline_dir}/{name}.npz holds classes {saved_ids.tolist()}, the labels say "
-                             f"{class_ids.tolist()}: the baseline CAMs are from another dataset; re-run that step")
-        maps = method(model, image, class_ids, baseline)
-    save_cams(out_dir / f"{name}.npz", maps, class_ids)
+def _saved_baseline(baseline_dir, name: str, class_ids: np.ndarray) -> np.ndarray:
+    baseline, saved_ids = load_cams(Path(baseline_dir) / f"{name}.npz")
+    if saved_ids.tolist() != class_ids.tolist():
+        raise ValueError(f"{baseline_dir}/{name}.npz holds classes {saved_ids.tolist()}, the labels say "
+                         f"{class_ids.tolist()}: the baseline CAMs are from another dataset; re-run that step")
+    return baseline

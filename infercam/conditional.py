@@ -102,13 +102,14 @@ def maps_dir(work_dir: str | os.PathLike, settings: MethodSettings, split: str) 
 
 def compute_maps(settings: MethodSettings, model, dataset, work_dir: str | os.PathLike, scales, flip: bool = True,
                  device="cpu", mixed_precision: bool = False, names: list[str] | None = None,
-                 progress: bool = True) -> Path:
+                 progress: bool = True, batch_size: int = 1) -> Path:
     """The method's maps of ``names`` (default: the whole split) in :func:`maps_dir`, computing only
-    the missing ones; split & unite first makes the baseline maps it splits by."""
+    the missing ones; split & unite first makes the baseline maps it splits by. ``batch_size``:
+    images of one size per forward (see :func:`infer_method_cams`)."""
     baseline_dir = None
     if settings.split_unite:
         baseline_dir = compute_maps(MethodSettings(), model, dataset, work_dir, scales, flip, device,
-                                    mixed_precision, names, progress)
+                                    mixed_precision, names, progress, batch_size)
     method = settings.build(scales, flip, device, mixed_precision)
     return infer_method_cams(method, model, dataset, maps_dir(work_dir, settings, dataset.split),
-                             baseline_dir=baseline_dir, names=names, progress=progress)
+                             baseline_dir=baseline_dir, names=names, progress=progress, batch_size=batch_size)

@@ -25,7 +25,7 @@ the unflipped ones are (the official code erases flipped inputs with the unflipp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -73,34 +73,68 @@ class IterativeInference:
     def __call__(self, model, image: np.ndarray, class_ids) -> np.ndarray:
         return self.run(model, image, class_ids)[0]
 
+    def batch(self, model, images: list[np.ndarray], class_ids: list) -> list[np.ndarray]:
+        """Maps of several images of one size, their passes through the network together."""
+        return [maps for maps, _ in self.run_batch(model, images, class_ids)]
+
     def run(self, model, image: np.ndarray, class_ids) -> tuple[np.ndarray, list[IterativePass]]:
-        class_ids = [int(c) for c in class_ids]
-        height, width = image.shape[:2]
-        if not class_ids:
-            return np.zeros((0, height, width), dtype=np.float32), []
-        current = image.copy()
-        erased = np.zeros((height, width), dtype=bool)
-        total, passes = None, []
-        for _ in range(self.max_passes):
-            raw = response_maps(model, [current], [class_ids], self.scales, self.flip, self.device,
-                                self.mixed_precision)[0]
-            normalised = max_normalise(raw)
-            if total is None:
-                total = raw if self.accumulate == "sum" else normalised
-            elif self.accumulate == "sum":
-                total = total + raw
-            elif self.accumulate == "normalised_sum":
-                total = total + normalised
-            else:
-                total = torch.maximum(total, normalised)
-            maps = normalised.cpu().numpy()
-            new = (maps.max(axis=0) >= self.erase_threshold) & ~erased
-            passes.append(IterativePass(maps, new, float(new.mean())))
-            if new.mean() < self.stop_fraction or len(passes) == self.max_passes:
-                break
-            erased |= new
-            current[erased] = _mean_colour(image if self.fill == "original_mean" else current)
-        return (max_normalise(total) if self.normalise else total).cpu().numpy(), passes
+        return self.run_batch(model, [image], [class_ids])[0]
+
+    def run_batch(self, model, images: list[np.ndarray], class_ids: list) -> list[tuple[np.ndarray, list[IterativePass]]]:
+        """(maps, passes) of each image. The images' passes run in lock-step, one forward per scale
+        for all the images still iterating; each image stops on its own, so every image gets what it
+        would get alone."""
+        states = [_Iteration(image, [int(c) for c in ids]) for image, ids in zip(images, class_ids)]
+        active = [state for state in states if state.class_ids]
+        while active:
+            raws = response_maps(model, [state.current for state in active], [state.class_ids for state in active],
+                                 self.scales, self.flip, self.device, self.mixed_precision)
+            for state, raw in zip(active, raws):
+                self._add_pass(state, raw)
+            active = [state for state in active if not state.done]
+        return [(self._result(state), state.passes) for state in states]
+
+    def _add_pass(self, state: "_Iteration", raw: torch.Tensor) -> None:
+        normalised = max_normalise(raw)
+        if state.total is None:
+            state.total = raw if self.accumulate == "sum" else normalised
+        elif self.accumulate == "sum":
+            state.total = state.total + raw
+        elif self.accumulate == "normalised_sum":
+            state.total = state.total + normalised
+        else:
+            state.total = torch.maximum(state.total, normalised)
+        maps = normalised.cpu().numpy()
+        new = (maps.max(axis=0) >= self.erase_threshold) & ~state.erased
+        state.passes.append(IterativePass(maps, new, float(new.mean())))
+        if new.mean() < self.stop_fraction or len(state.passes) == self.max_passes:
+            state.done = True
+            return
+        state.erased |= new
+        fill = _mean_colour(state.image if self.fill == "original_mean" else state.current)
+        state.current[state.erased] = fill
+
+    def _result(self, state: "_Iteration") -> np.ndarray:
+        if state.total is None:  # no classes
+            return np.zeros((0, *state.image.shape[:2]), dtype=np.float32)
+        return (max_normalise(state.total) if self.normalise else state.total).cpu().numpy()
+
+
+@dataclass
+class _Iteration:
+    """One image's state between passes."""
+
+    image: np.ndarray
+    class_ids: list[int]
+    current: np.ndarray = None
+    erased: np.ndarray = None
+    total: torch.Tensor | None = None
+    passes: list = field(default_factory=list)
+    done: bool = False
+
+    def __post_init__(self):
+        self.current = self.image.copy()
+        self.erased = np.zeros(self.image.shape[:2], dtype=bool)
 
 
 def _mean_colour(image: np.ndarray) -> np.ndarray:

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from infercam.cam import load_cams, to_tensor
+from infercam.cam import infer_in_batches, load_cams, to_tensor
 
 
 @dataclass(frozen=True)
@@ -164,10 +164,12 @@ class SplitUnite:
         patches = plan_patches(baseline, class_ids, self.many_classes, self.buffer, self.min_size)
         if not patches:
             return np.asarray(baseline, dtype=np.float32), [], []
+        crops = [image[patch.rows, patch.columns] for patch in patches]
+        # patches of one size (e.g. a split at the image's centre) go through the network together
+        inferred = infer_in_batches(self.inner, model, crops, [list(patch.class_ids) for patch in patches])
         patch_maps = []
-        for patch in patches:
-            crop = image[patch.rows, patch.columns]
-            maps = np.asarray(self.inner(model, crop, patch.class_ids), dtype=np.float32)
+        for patch, crop, maps in zip(patches, crops, inferred):
+            maps = np.asarray(maps, dtype=np.float32)
             if self.score_gate is not None:
                 maps = maps * (self._scores(model, crop, patch.class_ids) > self.score_gate)[:, None, None]
             patch_maps.append((patch, maps))

@@ -133,3 +133,27 @@ def test_any_method_is_saved_resumably_and_its_cost_is_kept(tmp_path):
     (out / f"{dataset.names[0]}.npz").unlink()
     with pytest.raises(ValueError, match="baseline CAMs are from another dataset"):
         infer_method_cams(doubled_baseline, model, dataset, out, baseline_dir=baseline_dir, progress=False)
+
+
+def test_a_method_with_batch_gets_same_size_images_together_and_saves_what_it_saves_alone(tmp_path):
+    from infercam.iterative import IterativeInference
+
+    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=8, image_size=48, num_train=5, num_val=2,
+                                                                num_aug=1), progress=False)
+    dataset = VOCSegmentation(root, "train")
+    model = TinyClassifier(seed=5)
+    calls = []
+
+    class Recorded(IterativeInference):
+        def batch(self, model, images, class_ids):
+            calls.append(len(images))
+            return super().batch(model, images, class_ids)
+
+    method = Recorded(scales=(1.0,), flip=False, stop_fraction=0.05)
+    one = infer_method_cams(method, model, dataset, tmp_path / "one", progress=False)
+    assert calls == [1] * 5
+    calls.clear()
+    batched = infer_method_cams(method, model, dataset, tmp_path / "batched", batch_size=3, progress=False)
+    assert calls == [3, 2]
+    for name in dataset.names:
+        assert np.allclose(load_cams(one / f"{name}.npz")[0], load_cams(batched / f"{name}.npz")[0], atol=1e-3)

@@ -121,3 +121,26 @@ def test_without_normalisation_the_sum_stays_on_the_classifier_s_scale(image):
     a, b = regions()
     assert raw[0][a].mean() == pytest.approx(A_VALUE, rel=1e-4)
     assert raw[0][b].mean() == pytest.approx(2 * B_VALUE, rel=1e-4)
+
+
+def test_images_iterated_together_get_what_each_gets_alone(image):
+    from tiny_models import TinyClassifier
+
+    model = TinyClassifier(seed=7)
+    rng = np.random.default_rng(3)
+    others = [rng.integers(0, 256, image.shape, dtype=np.uint8) for _ in range(2)]
+    method = IterativeInference(scales=(1.0, 0.5), flip=True, stop_fraction=0.05)
+    images, class_ids = [image, *others], [[0], [3, 11], []]
+    together = method.run_batch(model, images, class_ids)
+    alone = [method.run(model, picture, ids) for picture, ids in zip(images, class_ids)]
+    for (maps, passes), (single_maps, single_passes) in zip(together, alone):
+        assert maps.shape == single_maps.shape and np.allclose(maps, single_maps, atol=1e-5)
+        assert [p.new_fraction for p in passes] == pytest.approx([p.new_fraction for p in single_passes])
+    assert together[2][0].shape == (0, 40, 50) and together[2][1] == []
+    # each image stops on its own: A and B take three passes, A alone two
+    only_a = image.copy()
+    only_a[25:30, 30:40] = 0
+    exact = IterativeInference(scales=(1.0,), flip=False)
+    both = exact.run_batch(RedChannel(), [image, only_a], [[0], [0]])
+    assert [len(passes) for _, passes in both] == [3, 2]
+    assert np.allclose(both[1][0], exact.run(RedChannel(), only_a, [0])[0])

@@ -164,3 +164,21 @@ def test_patch_responses_compare_each_patch_with_the_same_pixels_in_the_whole_im
     assert top_left["peak_ratio"] == pytest.approx(1.0, abs=1e-5)
     assert top_left["patch_peak_on_object"] and top_left["image_peak_on_object"]
     assert all(r["object_share"] == 0 and not r["patch_peak_on_object"] for r in rows[1:])
+
+
+def test_patches_of_one_size_go_through_the_inner_method_together():
+    calls = []
+
+    class Recorded(BaselineCAM):
+        def batch(self, model, images, class_ids):
+            calls.append([image.shape for image in images])
+            return super().batch(model, images, class_ids)
+
+    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    baseline = np.zeros((1, 64, 64), np.float32)
+    baseline[0, 31:33, 31:33] = 1  # the centre: four 32 x 32 patches
+    model = TinyClassifier(seed=2)
+    united = SplitUnite(Recorded(scales=(1.0,), flip=False), min_size=8)(model, image, [4], baseline)
+    assert calls == [[(32, 32, 3)] * 4]
+    one_by_one = SplitUnite(lambda m, crop, ids: BaselineCAM(scales=(1.0,), flip=False)(m, crop, ids), min_size=8)
+    assert np.allclose(united, one_by_one(model, image, [4], baseline), atol=1e-5)
