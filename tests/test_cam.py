@@ -16,6 +16,13 @@ def image():
     return np.random.default_rng(0).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
 
 
+
+def tiny_split(tmp_path, split: str, seed: int, image_size: int, num_train: int) -> VOCSegmentation:
+    """A split of a freshly generated tiny mini-VOC (2 val images)."""
+    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=seed, image_size=image_size, num_train=num_train,
+                                                                num_val=2, num_aug=1), progress=False)
+    return VOCSegmentation(root, split)
+
 def test_single_scale_answer_by_hand(image):
     red = (image[..., 0] / 255.0 - 0.485) / 0.229
     expected = np.maximum(red, 0) / (np.maximum(red, 0).max() + 1e-5)
@@ -68,9 +75,7 @@ def test_cam_files_round_trip_and_name_corruption(tmp_path):
 
 
 def test_infer_cams_resumes_and_skips_what_is_saved(tmp_path):
-    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=2, image_size=64, num_train=4, num_val=2,
-                                                                num_aug=1), progress=False)
-    dataset = VOCSegmentation(root, "val")
+    dataset = tiny_split(tmp_path, "val", seed=2, image_size=64, num_train=4)
     model = TinyClassifier()
     out = infer_cams(model, dataset, tmp_path / "cams", scales=(1.0,), progress=False)
     files = sorted(out.glob("*.npz"))
@@ -96,9 +101,7 @@ def test_a_batch_of_images_gives_each_image_its_own_maps(image):
 
 
 def test_batched_inference_saves_the_same_maps_as_one_at_a_time(tmp_path):
-    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=4, image_size=48, num_train=5, num_val=2,
-                                                                num_aug=1), progress=False)
-    dataset = VOCSegmentation(root, "train")
+    dataset = tiny_split(tmp_path, "train", seed=4, image_size=48, num_train=5)
     model = TinyClassifier(seed=2)
     single = infer_cams(model, dataset, tmp_path / "one", scales=(1.0, 0.5), progress=False)
     batched = infer_cams(model, dataset, tmp_path / "batched", scales=(1.0, 0.5), batch_size=3, progress=False)
@@ -109,9 +112,7 @@ def test_batched_inference_saves_the_same_maps_as_one_at_a_time(tmp_path):
 
 
 def test_any_method_is_saved_resumably_and_its_cost_is_kept(tmp_path):
-    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=6, image_size=48, num_train=3, num_val=2,
-                                                                num_aug=1), progress=False)
-    dataset = VOCSegmentation(root, "train")
+    dataset = tiny_split(tmp_path, "train", seed=6, image_size=48, num_train=3)
     model = TinyClassifier(seed=1)
     calls = []
 
@@ -138,9 +139,7 @@ def test_any_method_is_saved_resumably_and_its_cost_is_kept(tmp_path):
 def test_a_method_with_batch_gets_same_size_images_together_and_saves_what_it_saves_alone(tmp_path):
     from infercam.iterative import IterativeInference
 
-    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=8, image_size=48, num_train=5, num_val=2,
-                                                                num_aug=1), progress=False)
-    dataset = VOCSegmentation(root, "train")
+    dataset = tiny_split(tmp_path, "train", seed=8, image_size=48, num_train=5)
     model = TinyClassifier(seed=5)
     calls = []
 

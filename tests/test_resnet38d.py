@@ -153,3 +153,25 @@ def test_parameter_groups(model, backbone):
     assert len(weights) == 1 + 2 * 15 + 4 + 3 * 2 + 2 - (1 + 2 * 3 + 1)  # trainable convs minus frozen ones
     backbone.train()  # psa's backbone freezes conv1a only
     assert not backbone.conv1a.weight.requires_grad and backbone.b2.conv_branch2a.weight.requires_grad
+
+
+def test_affinity_net_has_psa_s_names_and_loads_a_psa_style_state_dict():
+    from infercam.models import ResNet38Affinity
+
+    torch.manual_seed(0)
+    net = ResNet38Affinity()
+    head = {"f8_3.weight": (64, 512, 1, 1), "f8_4.weight": (128, 1024, 1, 1), "f8_5.weight": (256, 4096, 1, 1),
+            "f9.weight": (448, 448, 1, 1)}
+    expected = [k for k in expected_keys() if k != "fc8.weight"] + list(head)
+    state = net.state_dict()
+    assert [k for k in state if not k.endswith("num_batches_tracked")] == expected
+    assert {k: tuple(state[k].shape) for k in head} == head
+    psa_style = OrderedDict((k, torch.randn_like(state[k].float())) for k in expected)  # as res38_aff.pth holds
+    ResNet38Affinity().load_state_dict(psa_style, strict=True)
+    net.eval()
+    from infercam.affinity import pair_indices
+
+    first, second = pair_indices(4, 4)
+    with torch.no_grad():
+        affinities = net(torch.randn(1, 3, 32, 32), first, second)
+    assert affinities.shape == (1, len(first)) and (affinities > 0).all()

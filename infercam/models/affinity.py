@@ -1,0 +1,89 @@
+"""AffinityNet (psa): features from three stages of the backbone, each reduced by a 1x1 convolution
+(no bias) and ELU — 64, 128 and 256 channels — concatenated (448) and mixed by a 1x1 ``f9`` (448,
+ELU). The affinity of two feature-grid cells is exp(-mean_c |f_i - f_j|), in (0, 1].
+
+* :class:`ResNet38Affinity`: psa's network on ResNet-38, with psa's state-dict names (``f8_3``,
+  ``f8_4``, ``f8_5``, ``f9`` beside the backbone's), so ``res38_aff.pth`` loads strictly;
+  stages ``conv4`` (512), ``conv5`` (1024), ``conv6`` (4096).
+* :class:`ResNetAffinity`: the same head on a torchvision-layout backbone (the offline profiles'
+  ResNet-18) at output stride 8; stages layer2, layer3, layer4.
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from infercam.models.resnet38d import CLASSIFIER_FROZEN, ResNet38d
+from infercam.models.resnet import set_output_stride
+
+HEAD_CHANNELS = (64, 128, 256)
+
+
+def _head(module: nn.Module, stage_channels: tuple[int, int, int]) -> None:
+    """Adds psa's head (initialised as psa: Kaiming-normal reductions, Xavier-uniform f9 with gain 4)."""
+    for name, cin, cout in zip(("f8_3", "f8_4", "f8_5"), stage_channels, HEAD_CHANNELS):
+        conv = nn.Conv2d(cin, cout, 1, bias=False)
+        nn.init.kaiming_normal_(conv.weight)
+        setattr(module, name, conv)
+    module.f9 = nn.Conv2d(sum(HEAD_CHANNELS), sum(HEAD_CHANNELS), 1, bias=False)
+    nn.init.xavier_uniform_(module.f9.weight, gain=4)
+
+
+class _AffinityOutput:
+    """``features(x)`` -> (N, 448, h, w); ``forward(x, first, second)`` -> affinities (N, P) of the
+    pairs of flat grid indices (see :func:`infercam.affinity.pair_indices`)."""
+
+    head_names = ("f8_3", "f8_4", "f8_5", "f9")
+
+    def _mix(self, stages: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        reduced = [F.elu(getattr(self, name)(stage)) for name, stage in zip(self.head_names[:3], stages)]
+        size = reduced[0].shape[2:]
+        reduced = [r if r.shape[2:] == size else F.interpolate(r, size=size, mode="bilinear", align_corners=False)
+                   for r in reduced]
+        return F.elu(self.f9(torch.cat(reduced, dim=1)))
+
+    def forward(self, x: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
+        features = self.features(x).float().flatten(2)  # (N, C, h * w)
+        difference = features[:, :, first.to(features.device)] - features[:, :, second.to(features.device)]
+        return torch.exp(-difference.abs().mean(dim=1))
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [p for name in self.head_names for p in getattr(self, name).parameters()]
+
+
+class ResNet38Affinity(_AffinityOutput, ResNet38d):
+    """psa's ``resnet38_aff.Net`` (psa freezes conv1a and b2..b2_2 and keeps BatchNorm fixed)."""
+
+    def __init__(self, frozen: Iterable[str] = CLASSIFIER_FROZEN):
+        super().__init__(frozen=frozen)
+        _head(self, (512, 1024, 4096))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        stages = self.forward_features(x)
+        return self._mix((stages["conv4"], stages["conv5"], stages["conv6"]))
+
+
+class ResNetAffinity(_AffinityOutput, nn.Module):
+    """The head on a torchvision-layout backbone (``conv1 bn1 maxpool layer1..layer4``), set to
+    output stride 8 so that layer2..layer4 share the stride-8 grid."""
+
+    def __init__(self, backbone: nn.Module):
+        nn.Module.__init__(self)
+        set_output_stride(backbone, 8)
+        self.backbone = backbone
+        channels = tuple(_last_conv(getattr(backbone, f"layer{i}")).out_channels for i in (2, 3, 4))
+        _head(self, channels)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        b = self.backbone
+        x = b.layer1(b.maxpool(F.relu(b.bn1(b.conv1(x)))))
+        layer2 = b.layer2(x)
+        layer3 = b.layer3(layer2)
+        return self._mix((layer2, layer3, b.layer4(layer3)))
+
+
+def _last_conv(layer: nn.Module) -> nn.Conv2d:
+    return [m for m in layer.modules() if isinstance(m, nn.Conv2d)][-1]

@@ -1,0 +1,139 @@
+"""Dense CRF, affinity labels, pixel pairs and the random walk on constructed inputs with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infercam.affinity import (affinity_labels, pair_indices, pair_labels, pair_offsets, random_walk,
+                               transition_matrix, walk_labels)
+from infercam.crf import CRFSettings, dense_crf
+
+UNARY_ONLY = CRFSettings(iterations=1, gaussian_compat=0, bilateral_compat=0)  # the CRF reduces to the argmax
+
+
+def test_crf_cleans_a_noisy_unary_along_the_image_edges():
+    image = np.zeros((40, 40, 3), np.uint8)
+    image[:, 20:] = 255
+    truth = (np.arange(40)[None, :] >= 20).repeat(40, axis=0)
+    rng = np.random.default_rng(0)
+    noisy = np.where(rng.random((40, 40)) < 0.2, ~truth, truth)  # 20% of pixels flipped
+    probabilities = np.stack([np.where(noisy, 0.3, 0.7), np.where(noisy, 0.7, 0.3)]).astype(np.float32)
+    refined = dense_crf(image, probabilities).argmax(axis=0)
+    assert (probabilities.argmax(axis=0) == truth).mean() < 0.85
+    assert (refined == truth).mean() > 0.99
+    with pytest.raises(ValueError, match="must be"):
+        dense_crf(image, probabilities[:, :10])
+
+
+def test_affinity_labels_keep_the_confident_and_ignore_the_rest():
+    image = np.zeros((20, 50, 3), np.uint8)
+    cams = np.zeros((1, 20, 50), np.float32)
+    for left, value in zip(range(0, 50, 10), (1.0, 0.2, 0.1, 0.05, 0.0)):
+        cams[0, :, left:left + 10] = value
+        image[:, left:left + 10] = left * 5  # each strip its own colour, so the bilateral kernel keeps them apart
+    labels = affinity_labels(image, cams, [6], alpha_low=4, alpha_high=24, crf=UNARY_ONLY)
+    # by hand: background (1 - v)^4 / (1 - v)^24 against the class score v
+    #   v = 1: class in both -> 7;  0.2: 0.41 > 0.2 (low says background), 0.0047 < 0.2 (high says class) -> 255
+    #   0.1: 0.66 > 0.1, 0.080 < 0.1 -> 255;  0.05: 0.29 > 0.05 in both -> 0;  0 -> 0
+    assert [int(labels[0, left]) for left in range(0, 50, 10)] == [7, 255, 255, 0, 0]
+    assert np.array_equal(labels, np.repeat(labels[:1], 20, axis=0))
+    with_crf = affinity_labels(image, cams, [6])  # psa's CRF: the strips' interiors keep their labels
+    assert [int(with_crf[10, left + 5]) for left in range(0, 50, 10)] == [7, 255, 255, 0, 0]
+
+
+def test_pairs_within_the_radius_once_each_and_their_classes():
+    assert pair_offsets(2) == [(0, 1), (1, -1), (1, 0), (1, 1)]
+    assert len(pair_offsets(5)) == 34  # psa: 68 neighbours per pixel, each pair counted once
+    labels = np.array([[0, 0, 3],
+                       [0, 3, 255]], np.uint8)
+    first, second = pair_indices(2, 3, radius=2)
+    pairs = {kind: {(int(f), int(t)) for f, t, m in zip(first, second, mask) if m}
+             for kind, mask in pair_labels(labels, radius=2).items()}
+    # flat indices: 0 1 2 / 3 4 5
+    assert pairs["bg_pos"] == {(0, 1), (0, 3), (1, 3)}
+    assert pairs["fg_pos"] == {(2, 4)}
+    assert pairs["neg"] == {(1, 2), (3, 4), (1, 4), (0, 4)}  # pairs with pixel 5 (ignored) are in none
+    first, second = pair_indices(2, 3, radius=2)
+    assert len(first) == 4 + 2 + 3 + 2  # (0, 1): 2 rows x 2; (1, -1): 2; (1, 0): 3; (1, 1): 2
+    assert set(zip(first.tolist(), second.tolist())) >= {(0, 1), (1, 3), (0, 3), (0, 4)}
+
+
+def test_sparse_walk_equals_psa_s_dense_matrix_power():
+    torch.manual_seed(0)
+    height, width, logt = 6, 7, 3
+    first, second = pair_indices(height, width, radius=3)
+    affinities = torch.rand(len(first))
+    transition = transition_matrix(affinities, first, second, height * width, beta=2)
+    dense = transition.to_dense()
+    assert torch.allclose(dense.sum(dim=0), torch.ones(height * width))  # columns are distributions
+    power = dense.clone()
+    for _ in range(logt):  # psa: trans_mat = trans_mat @ trans_mat, logt times
+        power = power @ power
+    scores = torch.rand(3, height, width)
+    expected = (scores.reshape(3, -1) @ power).reshape(3, height, width)
+    assert torch.allclose(random_walk(scores, transition, logt), expected, atol=1e-5)
+
+
+def test_walk_spreads_a_class_inside_its_region_and_not_across_a_strong_edge():
+    height, width = 8, 16
+    first, second = pair_indices(height, width)
+    same_side = (first % width < 8) == (second % width < 8)
+    affinities = torch.where(same_side, torch.tensor(0.9), torch.tensor(1e-4))
+    cams = np.zeros((1, height * 8, width * 8), np.float32)
+    cams[0, :, :64] = 0.5  # the class all over the left half ...
+    cams[0, 24:40, 24:40] = 0.0  # ... but a hole in its CAM
+    hole = (slice(24, 40), slice(24, 40))
+    walked = walk_labels(cams, [11], affinities, first, second, (height, width), alpha=16, beta=8, logt=6)
+    assert (walked[hole] == 12).all()  # the walk fills the hole from its region
+    assert (walked[:, 64:] == 0).all()  # and nothing crosses the edge
+    # with no affinity anywhere T is the identity: the hole stays what the CAM says, background
+    isolated = walk_labels(cams, [11], torch.full_like(affinities, 1e-4), first, second, (height, width), logt=6)
+    assert (isolated[hole] == 0).mean() > 0.5 and (isolated[:, :16] == 12).all()
+
+
+def test_psa_loss_by_hand():
+    from infercam.affinity import affinity_loss
+
+    affinities = torch.tensor([[0.9, 0.5, 0.2, 0.8]])
+    bg = torch.tensor([[True, False, False, False]])
+    fg = torch.tensor([[False, True, False, False]])
+    neg = torch.tensor([[False, False, True, True]])
+    loss, parts = affinity_loss(affinities, bg, fg, neg)
+    expected_neg = (-np.log(0.8 + 1e-5) - np.log(0.2 + 1e-5)) / 2
+    assert parts["bg"].item() == pytest.approx(-np.log(0.9 + 1e-5), rel=1e-4)
+    assert parts["fg"].item() == pytest.approx(-np.log(0.5 + 1e-5), rel=1e-4)
+    assert parts["neg"].item() == pytest.approx(expected_neg, rel=1e-4)
+    assert loss.item() == pytest.approx(-np.log(0.9) / 4 - np.log(0.5) / 4 + expected_neg / 2, rel=1e-3)
+    empty = torch.zeros_like(bg)
+    assert affinity_loss(affinities, empty, empty, empty)[0].item() == 0  # no pairs of a kind: it adds nothing
+
+
+def test_offline_affinity_net_gives_affinities_and_learns():
+    from infercam.models import build_affinity_net
+
+    torch.manual_seed(0)
+    model = build_affinity_net("resnet18", width=8)
+    x = torch.randn(2, 3, 64, 64)
+    assert model.features(x).shape == (2, 448, 8, 8)
+    first, second = pair_indices(8, 8)
+    labels = np.zeros((8, 8), np.uint8)
+    labels[:, 4:] = 5
+    pairs = {k: torch.from_numpy(v)[None].expand(2, -1) for k, v in pair_labels(labels).items()}
+    optimiser = torch.optim.SGD(model.parameters(), lr=0.05)
+    losses = []
+    for _ in range(5):
+        affinities = model(x, first, second)
+        assert affinities.shape == (2, len(first)) and (affinities > 0).all() and (affinities <= 1).all()
+        loss, _ = affinity_loss_of(affinities, pairs)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def affinity_loss_of(affinities, pairs):
+    from infercam.affinity import affinity_loss
+
+    return affinity_loss(affinities, pairs["bg_pos"], pairs["fg_pos"], pairs["neg"])
