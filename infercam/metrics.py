@@ -140,3 +140,23 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
         recall_steps = np.diff(np.r_[0, true_positives]) / positives
         result[c] = float((recall_steps * true_positives / predicted).sum())
     return result
+
+
+def evaluate_label_maps(dataset, label_dir, names: list[str] | None = None) -> dict:
+    """mIoU of saved label maps (``<label_dir>/<name>.png``, VOC palette; 255 counts as background,
+    as an unlabelled pixel would in a prediction) against the split's ground truth:
+    ``{"miou", "per_class_iou", "images"}``."""
+    from pathlib import Path
+
+    from infercam.voc import load_label_png
+
+    confusion = np.zeros((NUM_LABELS, NUM_LABELS), dtype=np.int64)
+    names = dataset.names if names is None else names
+    for name in names:
+        path = Path(label_dir) / f"{name}.png"
+        if not path.is_file():
+            raise FileNotFoundError(f"no label map {path}: run the step that writes {Path(label_dir).name} first")
+        prediction = load_label_png(path)
+        confusion += confusion_matrix(np.where(prediction == IGNORE_INDEX, 0, prediction), dataset.load_label(name))
+    ious = iou_per_class(confusion)
+    return {"miou": float(np.nanmean(ious)), "per_class_iou": dict(zip(CLASS_NAMES, ious.tolist())), "images": len(names)}

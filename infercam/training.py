@@ -28,9 +28,9 @@ from infercam.transforms import ClassificationAugment
 
 
 @dataclass
-class ClassifierTraining:
-    """Settings of a classifier run; the defaults are psa's for ResNet-38 (batch 16, 15 epochs,
-    crop 448, long side 256..512, SGD lr 0.01 with x2/x10/x20 groups, wd 5e-4, poly 0.9)."""
+class TrainingSettings:
+    """Settings every training here shares; the defaults are psa's classifier's for ResNet-38 (batch
+    16, 15 epochs, crop 448, long side 256..512, SGD lr 0.01 with x2/x10/x20 groups, wd 5e-4, poly 0.9)."""
 
     backbone: str = "resnet38d"
     width: int = 64
@@ -51,10 +51,7 @@ class ClassifierTraining:
     mixed_precision: bool = True
     num_workers: int = 1
     seed: int = 0
-    initial_weights: str = ""  # a classifier checkpoint to fine-tune instead of starting from scratch
-    # Split & unite as a training augmentation (paper section 4.3): the chance that an image is
-    # replaced by one of its split & unite patches, labelled with the image's labels.
-    split_unite_probability: float = 0.0
+    initial_weights: str = ""  # a checkpoint (or bare state dict) to start from instead of random weights
 
     def __post_init__(self):
         self.resize_long = tuple(self.resize_long)
@@ -64,6 +61,26 @@ class ClassifierTraining:
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+
+@dataclass
+class ClassifierTraining(TrainingSettings):
+    """The classifier's run. Split & unite as a training augmentation (paper section 4.3): the
+    chance that an image is replaced by one of its split & unite patches, with the image's labels."""
+
+    split_unite_probability: float = 0.0
+
+
+@dataclass
+class AffinityTraining(TrainingSettings):
+    """AffinityNet's run; the defaults are psa's (batch 8, 8 epochs, crop 448, long side 448..768,
+    SGD lr 0.1 — SEAM uses 0.01 —, wd 5e-4, head x10), pairs within ``radius`` on the stride-8 grid."""
+
+    epochs: int = 8
+    batch_size: int = 8
+    resize_long: tuple[int, int] = (448, 768)
+    lr: float = 0.1
+    radius: int = 5
 
 
 class AugmentedClassification(torch.utils.data.Dataset):
@@ -98,7 +115,7 @@ def poly_lr(base_lr: float, step: int, total_steps: int, power: float = 0.9, war
     return base_lr * (1 - min(step, total_steps - 1) / total_steps) ** power
 
 
-def make_optimizer(model: nn.Module, settings: ClassifierTraining) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, settings: TrainingSettings) -> torch.optim.Optimizer:
     """psa's four parameter groups: weights x1 (decayed), biases/norms x2, head weights x10 (decayed),
     head biases x20; the multipliers are settings (1 and 1 when everything starts from scratch)."""
     head, bias = settings.head_lr_multiplier, settings.bias_lr_multiplier
@@ -130,9 +147,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"corrupt checkpoint {path}: {error}; delete it to train again") from error
 
 
-def _check_settings(path: Path, state: dict, settings: ClassifierTraining) -> None:
+def _check_settings(path: Path, state: dict, settings: TrainingSettings) -> None:
     # A setting added after the checkpoint was made counts as its default (the behaviour before it existed).
-    saved = {**ClassifierTraining(backbone=settings.backbone).to_dict(), **state.get("settings", {})}
+    saved = {**type(settings)(backbone=settings.backbone).to_dict(), **state.get("settings", {})}
     wanted = settings.to_dict()
     differences = {key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value}
     if differences:
@@ -157,18 +174,44 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
     if settings.split_unite_probability > 0 and not patches:
         raise ValueError("split & unite training needs each image's patches: plan them from its baseline CAMs "
                          "(infercam.split_unite.plan_dataset_patches)")
-    checkpoint = Path(checkpoint)
-    last = checkpoint.with_name(checkpoint.name + ".last")
     device = torch.device(device)
     torch.manual_seed(settings.seed)
     model = build_classifier(settings.backbone, width=settings.width, output_stride=settings.output_stride).to(device)
-    if settings.initial_weights:  # a checkpoint of train_classifier, or a bare state dict (psa's res38_cls.pth)
-        path = resolve_path(settings.initial_weights)
-        if not path.is_file():
-            raise FileNotFoundError(f"no classifier to fine-tune at {path} (initial_weights): train it first "
-                                    "(notebooks/01_baseline_cam.ipynb) or get psa's (data_scripts/get_psa_weights.py)")
-        state = load_checkpoint(path)
-        model.load_state_dict(state.get("model", state))
+    load_initial_weights(model, settings.initial_weights)
+    augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
+    data = AugmentedClassification(dataset, augment, patches, settings.split_unite_probability)
+
+    def batch_loss(batch) -> torch.Tensor:
+        images, labels = batch
+        images, labels = normalise(images.to(device, non_blocking=True)), labels.to(device)
+        with autocast(device, settings.mixed_precision):
+            logits = model(images)
+        return F.multilabel_soft_margin_loss(logits.float(), labels)
+
+    return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
+
+
+def load_initial_weights(model: nn.Module, initial_weights: str) -> None:
+    """Start from ``initial_weights`` (a checkpoint of this module or a bare state dict such as
+    psa's), when given."""
+    if not initial_weights:
+        return
+    path = resolve_path(initial_weights)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights to start from at {path} (initial_weights): train them first "
+                                "(notebooks/01_baseline_cam.ipynb) or get psa's (data_scripts/get_psa_weights.py)")
+    state = load_checkpoint(path)
+    model.load_state_dict(state.get("model", state))
+
+
+def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoint: str | os.PathLike,
+        device: torch.device, progress: bool = True) -> pd.DataFrame:
+    """The loop every training here shares: psa's parameter groups and poly schedule, batches and
+    augmentation seeded per epoch, ``<checkpoint>.last`` after every epoch (an interrupted run
+    resumes to the same weights), the final checkpoint, and a clear stop when the loss diverges.
+    ``batch_loss(batch) -> loss``. Returns the per-step history."""
+    checkpoint = Path(checkpoint)
+    last = checkpoint.with_name(checkpoint.name + ".last")
     optimizer = make_optimizer(model, settings)
     history, start_epoch = [], 0
     if last.exists():
@@ -177,8 +220,6 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = state["history"], state["epoch"]
-    augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
-    data = AugmentedClassification(dataset, augment, patches, settings.split_unite_probability)
     steps_per_epoch = len(data) // settings.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"{len(data)} training images are fewer than one batch of {settings.batch_size}")
@@ -195,15 +236,12 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
         model.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False)
         started = time.time()
-        for index, (images, labels) in enumerate(bar):
+        for index, batch in enumerate(bar):
             step = epoch * steps_per_epoch + index
             lr = poly_lr(settings.lr, step, total_steps, settings.poly_power, settings.warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_multiplier"]
-            images, labels = normalise(images.to(device, non_blocking=True)), labels.to(device)
-            with autocast(device, settings.mixed_precision):
-                logits = model(images)
-            loss = F.multilabel_soft_margin_loss(logits.float(), labels)
+            loss = batch_loss(batch)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"the loss diverged to {loss.item()} at step {step} (lr {lr:.2e}); "
                                          f"lower the learning rate (psa: 0.1 diverges for ResNet-38, 0.01 works)")
@@ -217,7 +255,7 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
                                "history": history, "settings": settings.to_dict()})
     save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "settings": settings.to_dict()})
     last.unlink(missing_ok=True)
-    return model, pd.DataFrame(history)
+    return pd.DataFrame(history)
 
 
 def load_or_train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os.PathLike,

@@ -15,6 +15,7 @@ from PIL import Image
 from torchvision.transforms import ColorJitter
 
 from infercam.cam import IMAGENET_MEAN
+from infercam.voc import IGNORE_INDEX
 
 MEAN_COLOUR = tuple(round(255 * m) for m in IMAGENET_MEAN)
 
@@ -30,7 +31,8 @@ def _randint(high: int) -> int:
 
 class ClassificationAugment:
     """``augment(image) -> (crop, crop, 3)`` uint8: resize long side, crop (mean-colour padded),
-    flip, colour jitter."""
+    flip, colour jitter. ``augment(image, label)`` also returns the label map moved the same way
+    (nearest-neighbour resize, padded with 255 = ignore), for AffinityNet's training."""
 
     def __init__(self, crop: int, resize_long: tuple[int, int], jitter=(0.3, 0.3, 0.3, 0.1), flip: bool = True):
         if resize_long[0] > resize_long[1]:
@@ -38,25 +40,31 @@ class ClassificationAugment:
         self.crop, self.resize_long, self.flip = crop, tuple(resize_long), flip
         self.jitter = ColorJitter(*jitter) if jitter and any(jitter) else None
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def __call__(self, image: np.ndarray, label: np.ndarray | None = None):
         picture = Image.fromarray(image)
         long_side = round(_uniform(*self.resize_long))
         scale = long_side / max(picture.size)
-        picture = picture.resize((max(1, round(picture.width * scale)), max(1, round(picture.height * scale))),
-                                 Image.BILINEAR)
-        picture = self._random_crop(picture)
-        if self.flip and torch.rand(()).item() < 0.5:
+        size = (max(1, round(picture.width * scale)), max(1, round(picture.height * scale)))
+        picture = picture.resize(size, Image.BILINEAR)
+        offsets = (_randint(abs(size[0] - self.crop)), _randint(abs(size[1] - self.crop)))
+        picture = self._crop(picture, offsets, MEAN_COLOUR)
+        flipped = self.flip and torch.rand(()).item() < 0.5
+        if flipped:
             picture = picture.transpose(Image.FLIP_LEFT_RIGHT)
         if self.jitter is not None:
             picture = self.jitter(picture)
-        return np.array(picture)  # writable, for torch.from_numpy
+        if label is None:
+            return np.array(picture)  # writable, for torch.from_numpy
+        mask = self._crop(Image.fromarray(label).resize(size, Image.NEAREST), offsets, IGNORE_INDEX)
+        if flipped:
+            mask = mask.transpose(Image.FLIP_LEFT_RIGHT)
+        return np.array(picture), np.array(mask)
 
-    def _random_crop(self, picture: Image.Image) -> Image.Image:
+    def _crop(self, picture: Image.Image, offsets: tuple[int, int], fill) -> Image.Image:
         """psa's RandomCrop: the crop window and the image are placed at random offsets, so an image
         larger than the crop is cut and a smaller one lands anywhere inside a padded canvas."""
-        canvas = Image.new("RGB", (self.crop, self.crop), MEAN_COLOUR)
-        offset_x = _randint(abs(picture.width - self.crop))
-        offset_y = _randint(abs(picture.height - self.crop))
+        canvas = Image.new(picture.mode, (self.crop, self.crop), fill)
+        offset_x, offset_y = offsets
         left = offset_x if picture.width > self.crop else 0
         top = offset_y if picture.height > self.crop else 0
         region = picture.crop((left, top, left + min(self.crop, picture.width), top + min(self.crop, picture.height)))

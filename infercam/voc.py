@@ -5,6 +5,8 @@ every function here reads real VOC and the generated mini-VOC alike.
 """
 from __future__ import annotations
 
+import os
+
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -40,7 +42,10 @@ def save_label_png(label: np.ndarray, path: str | Path) -> None:
     """Write a label map (H, W) of class indices / 255 as a VOC palette PNG."""
     image = Image.fromarray(np.asarray(label, dtype=np.uint8), mode="P")
     image.putpalette(voc_palette().reshape(-1).tolist())
-    image.save(path, format="PNG")
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")  # atomic: an interrupted step never leaves half a file
+    image.save(tmp, format="PNG")
+    os.replace(tmp, path)
 
 
 def load_label_png(path: str | Path) -> np.ndarray:

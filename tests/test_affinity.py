@@ -73,6 +73,10 @@ def test_sparse_walk_equals_psa_s_dense_matrix_power():
     scores = torch.rand(3, height, width)
     expected = (scores.reshape(3, -1) @ power).reshape(3, height, width)
     assert torch.allclose(random_walk(scores, transition, logt), expected, atol=1e-5)
+    from infercam.affinity import _walk_torch  # the path a GPU takes, checked here on the CPU
+
+    flat = scores.reshape(3, -1).t().contiguous()
+    assert torch.allclose(_walk_torch(flat, transition, 2 ** logt).t().reshape(3, height, width), expected, atol=1e-5)
 
 
 def test_walk_spreads_a_class_inside_its_region_and_not_across_a_strong_edge():
@@ -123,7 +127,7 @@ def test_offline_affinity_net_gives_affinities_and_learns():
     optimiser = torch.optim.SGD(model.parameters(), lr=0.05)
     losses = []
     for _ in range(5):
-        affinities = model(x, first, second)
+        affinities = model(x)
         assert affinities.shape == (2, len(first)) and (affinities > 0).all() and (affinities <= 1).all()
         loss, _ = affinity_loss_of(affinities, pairs)
         optimiser.zero_grad()
@@ -137,3 +141,13 @@ def affinity_loss_of(affinities, pairs):
     from infercam.affinity import affinity_loss
 
     return affinity_loss(affinities, pairs["bg_pos"], pairs["fg_pos"], pairs["neg"])
+
+
+def test_affinities_by_shifted_views_match_the_pairs_gathered_one_by_one():
+    from infercam.models.affinity import pair_affinities
+
+    features = torch.randn(2, 5, 6, 7)
+    first, second = pair_indices(6, 7, radius=3)
+    flat = features.flatten(2)
+    gathered = torch.exp(-(flat[:, :, first] - flat[:, :, second]).abs().mean(dim=1))
+    assert torch.allclose(pair_affinities(features, radius=3), gathered, atol=1e-6)

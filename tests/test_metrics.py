@@ -104,3 +104,29 @@ def test_sweep_equals_one_confusion_matrix_per_threshold():
         for index, t in enumerate(sweep.thresholds):
             expected[index] += confusion_matrix(cam_prediction(cams, class_ids, t), truth)
     assert np.array_equal(sweep.confusions, expected)
+
+
+def test_saved_label_maps_are_scored_against_the_ground_truth(tmp_path):
+    from infercam.metrics import evaluate_label_maps
+    from infercam.voc import save_label_png
+
+    class Truth:
+        names = ["a"]
+
+        @staticmethod
+        def load_label(name):
+            label = np.zeros((4, 4), np.uint8)
+            label[:, 2:] = 3
+            label[0, 0] = 255
+            return label
+
+    prediction = np.zeros((4, 4), np.uint8)
+    prediction[:, 3:] = 3  # half of class 3 found
+    prediction[3, 0] = 255  # unlabelled: counts as background
+    save_label_png(prediction, tmp_path / "a.png")
+    result = evaluate_label_maps(Truth(), tmp_path)
+    # background: truth 7 pixels (one ignored), predicted 7 + 4 = 11 -> IoU 7 / 11; class 3: 4 / 8
+    assert result["per_class_iou"]["background"] == pytest.approx(7 / 11)
+    assert result["miou"] == pytest.approx((7 / 11 + 4 / 8) / 2)
+    with pytest.raises(FileNotFoundError, match="no label map"):
+        evaluate_label_maps(Truth(), tmp_path / "missing")

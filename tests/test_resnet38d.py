@@ -173,5 +173,5 @@ def test_affinity_net_has_psa_s_names_and_loads_a_psa_style_state_dict():
 
     first, second = pair_indices(4, 4)
     with torch.no_grad():
-        affinities = net(torch.randn(1, 3, 32, 32), first, second)
+        affinities = net(torch.randn(1, 3, 32, 32))
     assert affinities.shape == (1, len(first)) and (affinities > 0).all()

@@ -141,7 +141,7 @@ def test_fine_tuning_starts_from_the_given_weights_and_records_them(dataset, tmp
             assert torch.allclose(a, b), key
     with pytest.raises(ValueError, match="needs each image's patches"):
         train_classifier(dataset, tiny_settings(split_unite_probability=0.5), tmp_path / "c" / "classifier.pth")
-    with pytest.raises(FileNotFoundError, match="no classifier to fine-tune"):
+    with pytest.raises(FileNotFoundError, match="no weights to start from"):
         train_classifier(dataset, tiny_settings(initial_weights=str(tmp_path / "none.pth")), tmp_path / "d" / "c.pth")
 
 

@@ -22,6 +22,22 @@ from infercam.models.resnet import set_output_stride
 HEAD_CHANNELS = (64, 128, 256)
 
 
+def pair_affinities(features: torch.Tensor, radius: int) -> torch.Tensor:
+    """exp(-mean_c |f_i - f_j|) of features (N, C, h, w) for every pair of
+    :func:`infercam.affinity.pair_indices` (same order): (N, P). Computed one offset at a time on
+    shifted views of the grid, not by gathering pairs (a (N, C, P) gather is gigabytes on a CPU)."""
+    from infercam.affinity import pair_offsets
+
+    features = features.float()
+    height, width = features.shape[2:]
+    parts = []
+    for dy, dx in pair_offsets(radius):
+        first = features[:, :, :height - dy, max(0, -dx):width - max(0, dx)]
+        second = features[:, :, dy:, max(0, dx):width + min(0, dx)]
+        parts.append(torch.exp(-(first - second).abs().mean(dim=1)).flatten(1))
+    return torch.cat(parts, dim=1)
+
+
 def _head(module: nn.Module, stage_channels: tuple[int, int, int]) -> None:
     """Adds psa's head (initialised as psa: Kaiming-normal reductions, Xavier-uniform f9 with gain 4)."""
     for name, cin, cout in zip(("f8_3", "f8_4", "f8_5"), stage_channels, HEAD_CHANNELS):
@@ -33,8 +49,8 @@ def _head(module: nn.Module, stage_channels: tuple[int, int, int]) -> None:
 
 
 class _AffinityOutput:
-    """``features(x)`` -> (N, 448, h, w); ``forward(x, first, second)`` -> affinities (N, P) of the
-    pairs of flat grid indices (see :func:`infercam.affinity.pair_indices`)."""
+    """``features(x)`` -> (N, 448, h, w); ``forward(x, radius)`` -> affinities (N, P) of the pairs
+    within ``radius`` (in the order of :func:`infercam.affinity.pair_indices`)."""
 
     head_names = ("f8_3", "f8_4", "f8_5", "f9")
 
@@ -45,13 +61,18 @@ class _AffinityOutput:
                    for r in reduced]
         return F.elu(self.f9(torch.cat(reduced, dim=1)))
 
-    def forward(self, x: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> torch.Tensor:
-        features = self.features(x).float().flatten(2)  # (N, C, h * w)
-        difference = features[:, :, first.to(features.device)] - features[:, :, second.to(features.device)]
-        return torch.exp(-difference.abs().mean(dim=1))
+    def forward(self, x: torch.Tensor, radius: int = 5) -> torch.Tensor:
+        return pair_affinities(self.features(x), radius)
 
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for name in self.head_names for p in getattr(self, name).parameters()]
+
+    def parameter_groups(self) -> tuple[list[nn.Parameter], ...]:
+        """psa's four groups (lr x1, x2, x10, x20): trainable backbone weights, trainable backbone
+        biases and norms, head weights, head biases (none)."""
+        head = {id(p) for p in self.head_parameters()}
+        body = [p for p in self.parameters() if p.requires_grad and id(p) not in head]
+        return [p for p in body if p.ndim > 1], [p for p in body if p.ndim <= 1], self.head_parameters(), []
 
 
 class ResNet38Affinity(_AffinityOutput, ResNet38d):

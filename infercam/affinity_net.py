@@ -1,0 +1,184 @@
+"""AffinityNet's three steps (psa), each saving what it makes so that it can be re-run alone and an
+interrupted run resumes:
+
+1. :func:`make_affinity_labels`: a label PNG per image (0 background, c + 1 class c, 255 unsure)
+   from its saved response maps (:func:`infercam.affinity.affinity_labels`);
+2. :func:`train_affinity_net`: AffinityNet on random crops of the images and their labels, psa's
+   loss over the pairs within the radius; the backbone starts from the classifier's weights;
+3. :func:`random_walk_labels`: pseudo labels, a VOC palette PNG per image: the response maps walked
+   with the network's affinities, optionally refined by the dense CRF.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from tqdm import tqdm
+
+from infercam.affinity import (FEATURE_STRIDE, affinity_labels, affinity_loss, pair_indices, pair_labels,
+                               voc_labels_of, walk_scores)
+from infercam.cam import claim_folder, load_cams, normalise
+from infercam.config import autocast, resolve_path
+from infercam.crf import PSA_CRF, CRFSettings, dense_crf
+from infercam.models import build_affinity_net
+from infercam.models.affinity import pair_affinities
+from infercam.training import AffinityTraining, _check_settings, fit, load_checkpoint
+from infercam.transforms import ClassificationAugment
+from infercam.voc import load_label_png, save_label_png
+
+
+def _todo(dataset, out_dir: Path, names) -> list[str]:
+    return [name for name in (dataset.names if names is None else names) if not (out_dir / f"{name}.png").exists()]
+
+
+def make_affinity_labels(dataset, cam_dir: str | os.PathLike, out_dir: str | os.PathLike, names: list[str] | None = None,
+                         alpha_low: float = 4, alpha_high: float = 24, scale: float = 1.0, crf: CRFSettings = PSA_CRF,
+                         progress: bool = True) -> Path:
+    """Affinity labels of ``names`` (default: the split) into ``out_dir/<name>.png``. ``scale`` < 1
+    runs the CRFs on the image and maps resized by it (kernel widths scaled alike, psa's
+    ``scale_factor``) and enlarges the labels back: AffinityNet reads them at stride 8 anyway."""
+    out_dir = resolve_path(out_dir)
+    claim_folder(out_dir, {"step": "affinity_labels", "cams": str(resolve_path(cam_dir)), "alpha_low": alpha_low,
+                           "alpha_high": alpha_high, "scale": scale, "crf": dataclasses.asdict(crf)})
+    scaled_crf = dataclasses.replace(crf, gaussian_sxy=crf.gaussian_sxy * scale, bilateral_sxy=crf.bilateral_sxy * scale)
+    for name in tqdm(_todo(dataset, out_dir, names), desc=f"affinity labels of {dataset.split}", disable=not progress):
+        image = dataset.load_image(name)
+        cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")
+        height, width = image.shape[:2]
+        if scale != 1.0:
+            size = (max(1, round(height * scale)), max(1, round(width * scale)))
+            image = np.array(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
+            cams = F.interpolate(torch.from_numpy(cams)[None], size=size, mode="bilinear", align_corners=False)[0].numpy()
+        labels = affinity_labels(image, cams, class_ids, alpha_low, alpha_high, scaled_crf)
+        if scale != 1.0:
+            labels = np.array(Image.fromarray(labels).resize((width, height), Image.NEAREST))
+        save_label_png(labels, out_dir / f"{name}.png")
+    return out_dir
+
+
+class AffinityPairs(torch.utils.data.Dataset):
+    """(augmented uint8 crop (3, crop, crop), bg_pos, fg_pos, neg (P,) bool) of each image: its
+    affinity labels moved with the image, read at the centre of each stride-8 cell, paired."""
+
+    def __init__(self, dataset, label_dir: str | os.PathLike, augment: ClassificationAugment, radius: int,
+                 stride: int = FEATURE_STRIDE, names: list[str] | None = None):
+        self.dataset, self.label_dir, self.augment = dataset, Path(label_dir), augment
+        self.radius, self.stride = radius, stride
+        self.names = list(dataset.names if names is None else names)
+        missing = [name for name in self.names if not (self.label_dir / f"{name}.png").exists()]
+        if missing:
+            raise FileNotFoundError(f"no affinity labels for {len(missing)} images in {self.label_dir} (e.g. {missing[0]}): "
+                                    "make them first (infercam.affinity_net.make_affinity_labels)")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int):
+        name = self.names[index]
+        image, labels = self.augment(self.dataset.load_image(name), load_label_png(self.label_dir / f"{name}.png"))
+        grid = labels[self.stride // 2::self.stride, self.stride // 2::self.stride]
+        pairs = pair_labels(grid, self.radius)
+        return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
+                *(torch.from_numpy(pairs[kind]) for kind in ("bg_pos", "fg_pos", "neg")))
+
+
+def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
+    """Copy into ``model`` every tensor of the checkpoint or state dict at ``path`` whose name and
+    shape it shares (a classifier's backbone into AffinityNet); returns how many. None shared is an
+    error: the file is for another network."""
+    path = resolve_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no backbone weights at {path}: train the classifier first "
+                                "(notebooks/01_baseline_cam.ipynb) or get psa's (data_scripts/get_psa_weights.py)")
+    state = load_checkpoint(path)
+    state = state.get("model", state)
+    own = model.state_dict()
+    shared = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
+    if not shared:
+        raise ValueError(f"{path} shares no weights with {type(model).__name__}: it was made for another network")
+    model.load_state_dict(shared, strict=False)
+    return len(shared)
+
+
+def train_affinity_net(dataset, label_dir: str | os.PathLike, settings: AffinityTraining, checkpoint: str | os.PathLike,
+                       device: torch.device | str = "cpu", progress: bool = True,
+                       names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
+    """Train (or resume) AffinityNet on ``names`` of ``dataset`` (default all) with the labels in
+    ``label_dir``; the backbone
+    starts from ``settings.initial_weights`` (the classifier's checkpoint, or psa's ImageNet
+    ResNet-38) when given. Returns the model and the per-step history."""
+    device = torch.device(device)
+    torch.manual_seed(settings.seed)
+    model = build_affinity_net(settings.backbone, settings.width).to(device)
+    if settings.initial_weights:
+        load_backbone_weights(model, settings.initial_weights)
+    augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
+    data = AffinityPairs(dataset, label_dir, augment, settings.radius, names=names)
+    def batch_loss(batch) -> torch.Tensor:
+        images, bg_pos, fg_pos, neg = (tensor.to(device, non_blocking=True) for tensor in batch)
+        with autocast(device, settings.mixed_precision):
+            affinities = model(normalise(images), settings.radius)
+        return affinity_loss(affinities, bg_pos, fg_pos, neg)[0]
+
+    return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
+
+
+def load_or_train_affinity_net(dataset, label_dir, settings: AffinityTraining, checkpoint: str | os.PathLike,
+                               device: torch.device | str = "cpu", progress: bool = True,
+                               names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
+    """The finished checkpoint if there is one (made with these settings), else train or resume."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        _check_settings(checkpoint, state, settings)
+        model = build_affinity_net(settings.backbone, settings.width)
+        model.load_state_dict(state["model"])
+        return model.to(device), pd.DataFrame(state["history"])
+    return train_affinity_net(dataset, label_dir, settings, checkpoint, device, progress, names)
+
+
+@torch.no_grad()
+def image_affinities(model: nn.Module, image: np.ndarray, radius: int = 5, device="cpu", mixed_precision: bool = False):
+    """(affinities (P,), first, second, feature grid shape) of one whole image."""
+    model.eval()
+    x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device))
+    with autocast(torch.device(device), mixed_precision):
+        features = model.features(x)
+    grid = tuple(features.shape[2:])
+    first, second = pair_indices(*grid, radius)
+    return pair_affinities(features, radius)[0], first, second, grid
+
+
+def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                       names: list[str] | None = None, alpha: float = 16, beta: float = 8, logt: int = 8,
+                       radius: int = 5, crf_dir: str | os.PathLike | None = None, crf: CRFSettings = PSA_CRF,
+                       device="cpu", mixed_precision: bool = False, progress: bool = True) -> Path:
+    """Pseudo labels of ``names`` into ``out_dir/<name>.png`` (VOC palette): each image's saved maps
+    walked with its affinities. With ``crf_dir``, the same walk refined by the dense CRF (the walked
+    scores normalised to sum to 1 per pixel) goes there too. Returns ``out_dir``."""
+    walk = {"step": "random_walk", "cams": str(resolve_path(cam_dir)), "alpha": alpha, "beta": beta, "logt": logt,
+            "radius": radius}
+    outputs = {None: resolve_path(out_dir)}
+    if crf_dir is not None:
+        outputs[crf] = resolve_path(crf_dir)
+    for settings, folder in outputs.items():
+        claim_folder(folder, {**walk, "crf": dataclasses.asdict(settings) if settings else None})
+    todo = sorted({name for folder in outputs.values() for name in _todo(dataset, folder, names)},
+                  key=(dataset.names if names is None else names).index)
+    for name in tqdm(todo, desc=f"random walk on {dataset.split}", disable=not progress):
+        image = dataset.load_image(name)
+        cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")
+        affinities, first, second, grid = image_affinities(model, image, radius, device, mixed_precision)
+        scores = walk_scores(cams, affinities, first, second, grid, alpha, beta, logt).cpu().numpy()
+        for settings, folder in outputs.items():
+            refined = scores if settings is None else dense_crf(
+                image, scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-5), settings)
+            save_label_png(voc_labels_of(class_ids)[refined.argmax(axis=0)], folder / f"{name}.png")
+    return outputs[None]

@@ -1,0 +1,83 @@
+"""AffinityNet's steps end to end on a tiny generated mini-VOC and tiny networks: labels, training
+(from a classifier's backbone), random-walk pseudo labels; each resumable, with clear errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infercam.affinity_net import (load_backbone_weights, load_or_train_affinity_net, make_affinity_labels,
+                                   random_walk_labels)
+from infercam.cam import infer_cams
+from infercam.crf import PSA_CRF
+from infercam.datasets import VOCSegmentation
+from infercam.minivoc import MiniVOCConfig, generate_minivoc
+from infercam.models import build_affinity_net
+from infercam.training import AffinityTraining, train_classifier
+from infercam.voc import load_label_png
+from test_training import tiny_settings
+
+
+@pytest.fixture(scope="module")
+def steps(tmp_path_factory):
+    root = tmp_path_factory.mktemp("aff")
+    voc = generate_minivoc(root / "VOC2012", MiniVOCConfig(seed=5, image_size=48, num_train=6, num_val=2, num_aug=2),
+                           progress=False)
+    dataset = VOCSegmentation(voc, "train")
+    classifier, _ = train_classifier(dataset, tiny_settings(epochs=1, output_stride=8), root / "classifier.pth",
+                                     progress=False)
+    cams = infer_cams(classifier.eval(), dataset, root / "cams", scales=(1.0,), progress=False)
+    return root, dataset, cams
+
+
+def affinity_settings(root, **changes) -> AffinityTraining:
+    base = dict(backbone="resnet18", width=4, epochs=1, batch_size=2, crop=32, resize_long=(24, 48), optimizer="adamw",
+                lr=1e-3, mixed_precision=False, num_workers=0, seed=1, initial_weights=str(root / "classifier.pth"))
+    return AffinityTraining(**{**base, **changes})
+
+
+def test_labels_training_and_walk(steps):
+    root, dataset, cams = steps
+    labels_dir = make_affinity_labels(dataset, cams, root / "labels", progress=False)
+    half = make_affinity_labels(dataset, cams, root / "labels_half", scale=0.5, progress=False)
+    for name in dataset.names:
+        labels = load_label_png(labels_dir / f"{name}.png")
+        allowed = {0, 255} | {c + 1 for c in np.flatnonzero(dataset.cls_labels[dataset.names.index(name)])}
+        assert labels.shape == (48, 48) and set(np.unique(labels)) <= allowed
+        assert load_label_png(half / f"{name}.png").shape == (48, 48)
+    model, history = load_or_train_affinity_net(dataset, labels_dir, affinity_settings(root), root / "aff.pth",
+                                                progress=False)
+    assert (root / "aff.pth").is_file() and np.isfinite(history["loss"]).all()
+    again, _ = load_or_train_affinity_net(dataset, labels_dir, affinity_settings(root), root / "aff.pth")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    out = random_walk_labels(model, dataset, cams, root / "walk", logt=3, crf_dir=root / "walk_crf", crf=PSA_CRF,
+                             progress=False)
+    for folder in (out, root / "walk_crf"):
+        for name in dataset.names:
+            walked = load_label_png(folder / f"{name}.png")
+            allowed = {0} | {c + 1 for c in np.flatnonzero(dataset.cls_labels[dataset.names.index(name)])}
+            assert walked.shape == (48, 48) and set(np.unique(walked)) <= allowed
+    (root / "walk_crf" / f"{dataset.names[0]}.png").unlink()  # resumes: only the missing file is made again
+    stamp = (out / f"{dataset.names[1]}.png").stat().st_mtime_ns
+    random_walk_labels(model, dataset, cams, root / "walk", logt=3, crf_dir=root / "walk_crf", progress=False)
+    assert (root / "walk_crf" / f"{dataset.names[0]}.png").exists()
+    assert (out / f"{dataset.names[1]}.png").stat().st_mtime_ns == stamp
+
+
+def test_backbone_weights_come_from_the_classifier_and_a_foreign_file_is_refused(steps, tmp_path):
+    root, dataset, _ = steps
+    model = build_affinity_net("resnet18", width=4)
+    before = model.backbone.conv1.weight.clone()
+    assert load_backbone_weights(model, root / "classifier.pth") > 10
+    assert not torch.equal(before, model.backbone.conv1.weight)
+    torch.save({"something.else": torch.zeros(3)}, tmp_path / "foreign.pth")
+    with pytest.raises(ValueError, match="shares no weights"):
+        load_backbone_weights(model, tmp_path / "foreign.pth")
+    with pytest.raises(FileNotFoundError, match="no backbone weights"):
+        load_backbone_weights(model, tmp_path / "none.pth")
+
+
+def test_training_without_labels_says_which_step_makes_them(steps, tmp_path):
+    root, dataset, _ = steps
+    with pytest.raises(FileNotFoundError, match="make them first"):
+        load_or_train_affinity_net(dataset, tmp_path / "no_labels", affinity_settings(root), tmp_path / "aff.pth")
