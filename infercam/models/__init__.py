@@ -7,26 +7,28 @@ makes one by name.
 from __future__ import annotations
 
 from infercam.models.affinity import ResNet38Affinity, ResNetAffinity
-from infercam.models.resnet import BACKBONES, CAMClassifier, ResNet18, ResNet50, set_output_stride
+from infercam.models.deeplab import ASPP, DeepLabV2
+from infercam.models.resnet import BACKBONES, CAMClassifier, ResNet18, ResNet50, ResNet101, set_output_stride
 from infercam.models.resnet38d import ResNet38Classifier, ResNet38d
 
-__all__ = ["BACKBONES", "CAMClassifier", "ResNet18", "ResNet50", "ResNet38d", "ResNet38Classifier",
-           "ResNet38Affinity", "ResNetAffinity", "build_affinity_net", "build_classifier", "set_output_stride"]
+__all__ = ["ASPP", "BACKBONES", "CAMClassifier", "DeepLabV2", "ResNet18", "ResNet50", "ResNet101", "ResNet38d",
+           "ResNet38Classifier", "ResNet38Affinity", "ResNetAffinity", "build_affinity_net", "build_classifier",
+           "build_segmenter", "set_output_stride"]
 
 CLASSIFIERS = ("resnet38d", *BACKBONES)
 
 
 def build_classifier(backbone: str, num_classes: int = 20, width: int = 64, output_stride: int = 8):
     """``"resnet38d"`` (psa's network, output stride 8, loads ``res38_cls.pth``), ``"resnet18"``
-    (``width`` channels in its first layer) or ``"resnet50"``, randomly initialised."""
+    (``width`` channels in its first layer), ``"resnet50"`` or ``"resnet101"``, randomly initialised."""
     if backbone == "resnet38d":
         if output_stride != 8:
             raise ValueError("resnet38d has output stride 8 only")
         return ResNet38Classifier(num_classes)
     if backbone == "resnet18":
         return CAMClassifier(ResNet18(width, output_stride), num_classes)
-    if backbone == "resnet50":
-        return CAMClassifier(ResNet50(output_stride), num_classes)
+    if backbone in BACKBONES:
+        return CAMClassifier(BACKBONES[backbone](output_stride), num_classes)
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
@@ -40,3 +42,13 @@ def build_affinity_net(backbone: str, width: int = 64):
     if backbone == "resnet50":
         return ResNetAffinity(ResNet50(8))
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(CLASSIFIERS)}")
+
+
+def build_segmenter(backbone: str = "resnet101", num_classes: int = 21, width: int = 64) -> DeepLabV2:
+    """DeepLab v2 with ASPP on ``"resnet101"`` (the paper), ``"resnet50"`` or ``"resnet18"``
+    (``width`` channels in its first layer), at output stride 8, randomly initialised."""
+    if backbone == "resnet18":
+        return DeepLabV2(ResNet18(width, 8), num_classes)
+    if backbone in BACKBONES:
+        return DeepLabV2(BACKBONES[backbone](8), num_classes)
+    raise ValueError(f"unknown segmentation backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")

@@ -75,9 +75,11 @@ class ResNet18(nn.Module):
 class ResNet50(nn.Module):
     """torchvision's ResNet-50 (random initialisation) as a feature extractor, 2048 channels."""
 
+    builder = staticmethod(torchvision.models.resnet50)
+
     def __init__(self, output_stride: int = 8):
         super().__init__()
-        net = torchvision.models.resnet50(weights=None)
+        net = self.builder(weights=None)
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.out_channels = 2048
@@ -116,7 +118,13 @@ def _strided_conv(block: nn.Module) -> nn.Conv2d:
     return block.conv2 if hasattr(block, "conv3") else block.conv1
 
 
-BACKBONES = {"resnet18": ResNet18, "resnet50": ResNet50}
+class ResNet101(ResNet50):
+    """torchvision's ResNet-101 (random initialisation): DeepLab v2's backbone, 2048 channels."""
+
+    builder = staticmethod(torchvision.models.resnet101)
+
+
+BACKBONES = {"resnet18": ResNet18, "resnet50": ResNet50, "resnet101": ResNet101}
 
 
 class CAMClassifier(nn.Module):
