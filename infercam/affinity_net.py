@@ -29,7 +29,7 @@ from infercam.config import autocast, resolve_path
 from infercam.crf import PSA_CRF, CRFSettings, dense_crf
 from infercam.models import build_affinity_net
 from infercam.models.affinity import pair_affinities
-from infercam.training import AffinityTraining, _check_settings, fit, load_checkpoint
+from infercam.training import AffinityTraining, _check_settings, fit, load_backbone_weights, load_checkpoint
 from infercam.transforms import ClassificationAugment
 from infercam.voc import load_label_png, save_label_png
 
@@ -87,24 +87,6 @@ class AffinityPairs(torch.utils.data.Dataset):
         pairs = pair_labels(grid, self.radius)
         return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1),
                 *(torch.from_numpy(pairs[kind]) for kind in ("bg_pos", "fg_pos", "neg")))
-
-
-def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
-    """Copy into ``model`` every tensor of the checkpoint or state dict at ``path`` whose name and
-    shape it shares (a classifier's backbone into AffinityNet); returns how many. None shared is an
-    error: the file is for another network."""
-    path = resolve_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no backbone weights at {path}: train the classifier first "
-                                "(notebooks/01_baseline_cam.ipynb) or get psa's (data_scripts/get_psa_weights.py)")
-    state = load_checkpoint(path)
-    state = state.get("model", state)
-    own = model.state_dict()
-    shared = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
-    if not shared:
-        raise ValueError(f"{path} shares no weights with {type(model).__name__}: it was made for another network")
-    model.load_state_dict(shared, strict=False)
-    return len(shared)
 
 
 def train_affinity_net(dataset, label_dir: str | os.PathLike, settings: AffinityTraining, checkpoint: str | os.PathLike,

@@ -204,6 +204,24 @@ def load_initial_weights(model: nn.Module, initial_weights: str) -> None:
     model.load_state_dict(state.get("model", state))
 
 
+def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
+    """Copy into ``model`` every tensor of the checkpoint or state dict at ``path`` whose name and
+    shape it shares (a classifier's backbone into AffinityNet or DeepLab); returns how many. None shared is an
+    error: the file is for another network."""
+    path = resolve_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no backbone weights at {path}: train the classifier first "
+                                "(notebooks/01_baseline_cam.ipynb) or get psa's (data_scripts/get_psa_weights.py)")
+    state = load_checkpoint(path)
+    state = state.get("model", state)
+    own = model.state_dict()
+    shared = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
+    if not shared:
+        raise ValueError(f"{path} shares no weights with {type(model).__name__}: it was made for another network")
+    model.load_state_dict(shared, strict=False)
+    return len(shared)
+
+
 def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoint: str | os.PathLike,
         device: torch.device, progress: bool = True) -> pd.DataFrame:
     """The loop every training here shares: psa's parameter groups and poly schedule, batches and

@@ -31,8 +31,8 @@ def _randint(high: int) -> int:
 
 class ClassificationAugment:
     """``augment(image) -> (crop, crop, 3)`` uint8: resize long side, crop (mean-colour padded),
-    flip, colour jitter. ``augment(image, label)`` also returns the label map moved the same way
-    (nearest-neighbour resize, padded with 255 = ignore), for AffinityNet's training."""
+    flip, colour jitter. ``augment(image, label, ...)`` also returns the maps moved the same way
+    (affinity labels for AffinityNet; pseudo labels and saliency for the segmentation network)."""
 
     def __init__(self, crop: int, resize_long: tuple[int, int], jitter=(0.3, 0.3, 0.3, 0.1), flip: bool = True):
         if resize_long[0] > resize_long[1]:
@@ -40,7 +40,9 @@ class ClassificationAugment:
         self.crop, self.resize_long, self.flip = crop, tuple(resize_long), flip
         self.jitter = ColorJitter(*jitter) if jitter and any(jitter) else None
 
-    def __call__(self, image: np.ndarray, label: np.ndarray | None = None):
+    def __call__(self, image: np.ndarray, *maps: np.ndarray, fills: tuple[int, ...] | None = None):
+        """The augmented image, or (image, *maps) with each uint8 map (H, W) moved the same way
+        (nearest-neighbour resize; padded with ``fills``, default 255 = ignore for each)."""
         picture = Image.fromarray(image)
         long_side = round(_uniform(*self.resize_long))
         scale = long_side / max(picture.size)
@@ -53,12 +55,13 @@ class ClassificationAugment:
             picture = picture.transpose(Image.FLIP_LEFT_RIGHT)
         if self.jitter is not None:
             picture = self.jitter(picture)
-        if label is None:
+        if not maps:
             return np.array(picture)  # writable, for torch.from_numpy
-        mask = self._crop(Image.fromarray(label).resize(size, Image.NEAREST), offsets, IGNORE_INDEX)
-        if flipped:
-            mask = mask.transpose(Image.FLIP_LEFT_RIGHT)
-        return np.array(picture), np.array(mask)
+        moved = []
+        for values, fill in zip(maps, fills or (IGNORE_INDEX,) * len(maps)):
+            mask = self._crop(Image.fromarray(values).resize(size, Image.NEAREST), offsets, fill)
+            moved.append(np.array(mask.transpose(Image.FLIP_LEFT_RIGHT) if flipped else mask))
+        return (np.array(picture), *moved)
 
     def _crop(self, picture: Image.Image, offsets: tuple[int, int], fill) -> Image.Image:
         """psa's RandomCrop: the crop window and the image are placed at random offsets, so an image

@@ -6,24 +6,20 @@ import numpy as np
 import pytest
 import torch
 
-from infercam.affinity_net import (load_backbone_weights, load_or_train_affinity_net, make_affinity_labels,
-                                   random_walk_labels)
+from infercam.affinity_net import load_or_train_affinity_net, make_affinity_labels, random_walk_labels
 from infercam.cam import infer_cams
 from infercam.crf import PSA_CRF
-from infercam.datasets import VOCSegmentation
-from infercam.minivoc import MiniVOCConfig, generate_minivoc
 from infercam.models import build_affinity_net
-from infercam.training import AffinityTraining, train_classifier
+from infercam.training import AffinityTraining, load_backbone_weights, train_classifier
 from infercam.voc import load_label_png
 from test_training import tiny_settings
+from tiny_data import tiny_split
 
 
 @pytest.fixture(scope="module")
 def steps(tmp_path_factory):
     root = tmp_path_factory.mktemp("aff")
-    voc = generate_minivoc(root / "VOC2012", MiniVOCConfig(seed=5, image_size=48, num_train=6, num_val=2, num_aug=2),
-                           progress=False)
-    dataset = VOCSegmentation(voc, "train")
+    dataset = tiny_split(root, "train", seed=5, num_aug=2)
     classifier, _ = train_classifier(dataset, tiny_settings(epochs=1, output_stride=8), root / "classifier.pth",
                                      progress=False)
     cams = infer_cams(classifier.eval(), dataset, root / "cams", scales=(1.0,), progress=False)

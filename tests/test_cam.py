@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from infercam.cam import (infer_cams, infer_method_cams, load_cams, multiscale_cam, multiscale_cams, read_timing,
                           save_cams, to_tensor)
-from infercam.datasets import VOCSegmentation
-from infercam.minivoc import MiniVOCConfig, generate_minivoc
+from tiny_data import tiny_split
 from tiny_models import RedChannel, TinyClassifier
 
 
@@ -16,12 +16,6 @@ def image():
     return np.random.default_rng(0).integers(0, 256, size=(24, 32, 3), dtype=np.uint8)
 
 
-
-def tiny_split(tmp_path, split: str, seed: int, image_size: int, num_train: int) -> VOCSegmentation:
-    """A split of a freshly generated tiny mini-VOC (2 val images)."""
-    root = generate_minivoc(tmp_path / "VOC2012", MiniVOCConfig(seed=seed, image_size=image_size, num_train=num_train,
-                                                                num_val=2, num_aug=1), progress=False)
-    return VOCSegmentation(root, split)
 
 def test_single_scale_answer_by_hand(image):
     red = (image[..., 0] / 255.0 - 0.485) / 0.229

@@ -154,3 +154,18 @@ def test_a_checkpoint_older_than_a_new_setting_counts_as_its_default(dataset, tm
     load_or_train_classifier(dataset, tiny_settings(epochs=1), path)  # loads, no CheckpointError
     with pytest.raises(CheckpointError, match="split_unite_probability"):
         load_or_train_classifier(dataset, tiny_settings(epochs=1, split_unite_probability=0.5), path, patches={"x": []})
+
+
+def test_maps_move_with_the_image_and_pad_with_their_own_fill():
+    image = np.zeros((20, 30, 3), np.uint8)
+    image[:, :10] = 255  # a white band on the left ...
+    label = np.zeros((20, 30), np.uint8)
+    label[:, :10] = 7  # ... labelled 7
+    saliency = np.where(label > 0, 200, 10).astype(np.uint8)
+    augment = ClassificationAugment(crop=40, resize_long=(30, 30), jitter=None)
+    for seed in range(6):  # flipped or not, placed anywhere in the padded canvas
+        torch.manual_seed(seed)
+        out, moved_label, moved_saliency = augment(image, label, saliency, fills=(255, 0))
+        white = (out == 255).all(axis=-1)
+        assert np.array_equal(white, moved_label == 7) and np.array_equal(white, moved_saliency == 200)
+        assert (moved_label == 255).sum() == 40 * 40 - 20 * 30 == (moved_saliency == 0).sum()

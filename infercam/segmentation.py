@@ -1,0 +1,121 @@
+"""Training the segmentation network on pseudo labels (paper section 3.3), with saliency used one
+of three ways (``SegmentationTraining.saliency``):
+
+* ``"none"``: cross-entropy on the pseudo labels alone (the paper's cheapest model, 66.2 on VOC val);
+* ``"background_cue"``: the conventional use — pixels the saliency map calls background (below
+  ``saliency_threshold``) become background in the pseudo labels, then cross-entropy;
+* ``"aamr"``: the activation aware mask refinement loss (:mod:`infercam.aamr`), pseudo labels
+  untouched, saliency as a second, conflict-weighted supervision (70.8).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from infercam.aamr import AAMRSettings, aamr_loss
+from infercam.cam import normalise
+from infercam.config import autocast
+from infercam.models import build_segmenter
+from infercam.training import TrainingSettings, fit, load_backbone_weights
+from infercam.transforms import ClassificationAugment
+from infercam.voc import IGNORE_INDEX, load_label_png
+
+SALIENCY_USES = ("none", "background_cue", "aamr")
+
+
+@dataclass
+class SegmentationTraining(TrainingSettings):
+    """deeplab-pytorch's voc12 settings where they apply: ResNet-101 at output stride 8, batch 10
+    (5 x 2 there), crop 321, scales 0.5..1.5 of 513 px (long side 256..768), no colour jitter, SGD lr
+    2.5e-4 poly 0.9, momentum 0.9, wd 5e-4, head x10 and biases x2; about 19 epochs of train_aug
+    for its 20k iterations. Then how saliency is used, and the AAMR loss's settings (paper: alpha 0.08)."""
+
+    backbone: str = "resnet101"
+    epochs: int = 19
+    batch_size: int = 10
+    crop: int = 321
+    resize_long: tuple[int, int] = (256, 768)
+    colour_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    lr: float = 2.5e-4
+    saliency: str = "aamr"
+    aamr: AAMRSettings = field(default_factory=AAMRSettings)  # also the background cue's saliency_threshold
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.saliency not in SALIENCY_USES:
+            raise ValueError(f"saliency must be one of {SALIENCY_USES}, got {self.saliency!r}")
+        if isinstance(self.aamr, dict):  # as a checkpoint stores it
+            self.aamr = AAMRSettings(**self.aamr)
+
+
+class SegmentationPairs(torch.utils.data.Dataset):
+    """(augmented uint8 crop (3, crop, crop), pseudo label (crop, crop) int64, saliency (crop,
+    crop) float in [0, 1]) of each image; with ``background_cue``, non-salient pixels of the pseudo
+    label (saliency below it) become background."""
+
+    def __init__(self, dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,
+                 augment: ClassificationAugment, names: list[str] | None = None, background_cue: float | None = None):
+        self.dataset, self.augment, self.background_cue = dataset, augment, background_cue
+        self.label_dir, self.saliency_dir = Path(label_dir), Path(saliency_dir) if saliency_dir else None
+        self.names = list(dataset.names if names is None else names)
+        folders = [self.label_dir] + ([self.saliency_dir] if self.saliency_dir else [])
+        for folder in folders:
+            missing = [n for n in self.names if not (folder / f"{n}.png").exists()]
+            if missing:
+                raise FileNotFoundError(f"{len(missing)} of the {len(self.names)} training images have no map in "
+                                        f"{folder} (e.g. {missing[0]}): make them first (pseudo labels: "
+                                        "notebooks/07_random_walk.ipynb; saliency: infercam.saliency.make_saliency_maps)")
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, index: int):
+        from PIL import Image
+
+        name = self.names[index]
+        image, pseudo = self.dataset.load_image(name), load_label_png(self.label_dir / f"{name}.png")
+        if self.saliency_dir is None:
+            saliency = np.zeros(pseudo.shape, np.uint8)
+        else:
+            with Image.open(self.saliency_dir / f"{name}.png") as picture:
+                saliency = np.asarray(picture.convert("L"))
+        image, pseudo, saliency = self.augment(image, pseudo, saliency, fills=(IGNORE_INDEX, 0))
+        if self.background_cue is not None:
+            pseudo = np.where((saliency < self.background_cue * 255) & (pseudo != IGNORE_INDEX), 0, pseudo)
+        return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), torch.from_numpy(pseudo.astype(np.int64)),
+                torch.from_numpy(saliency.astype(np.float32) / 255))
+
+
+def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,
+                    settings: SegmentationTraining, checkpoint: str | os.PathLike, device: torch.device | str = "cpu",
+                    progress: bool = True, names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
+    """Train (or resume) DeepLab v2 on the pseudo labels in ``label_dir`` of ``names`` (default:
+    the split), using the saliency maps in ``saliency_dir`` as ``settings.saliency`` says; the
+    backbone starts from ``settings.initial_weights`` when given (shared names only). Returns the
+    model and the per-step history."""
+    if settings.saliency != "none" and saliency_dir is None:
+        raise ValueError(f"saliency {settings.saliency!r} needs saliency maps: pass saliency_dir")
+    device = torch.device(device)
+    torch.manual_seed(settings.seed)
+    model = build_segmenter(settings.backbone, width=settings.width).to(device)
+    if settings.initial_weights:
+        load_backbone_weights(model, settings.initial_weights)
+    augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
+    cue = settings.aamr.saliency_threshold if settings.saliency == "background_cue" else None
+    data = SegmentationPairs(dataset, label_dir, saliency_dir if settings.saliency != "none" else None, augment,
+                             names, cue)
+    def batch_loss(batch) -> torch.Tensor:
+        images, pseudo, saliency = (tensor.to(device, non_blocking=True) for tensor in batch)
+        with autocast(device, settings.mixed_precision):
+            logits = model(normalise(images))
+        logits = F.interpolate(logits.float(), size=pseudo.shape[1:], mode="bilinear", align_corners=False)
+        return aamr_loss(logits, pseudo, saliency if settings.saliency == "aamr" else None, settings.aamr)[0]
+
+    return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
