@@ -72,13 +72,23 @@ def pair_indices(height: int, width: int, radius: int = PSA_RADIUS) -> tuple[tor
     return torch.cat(firsts), torch.cat(seconds)
 
 
+def shifted_pairs(grid, radius: int = PSA_RADIUS):
+    """For each offset of :func:`pair_offsets`, the views (first, second) of a (..., h, w) array
+    (numpy or torch) holding the first and the second cell of every pair with that offset; each
+    view flattened row-major lists the pairs in the order of :func:`pair_indices`."""
+    height, width = grid.shape[-2:]
+    for dy, dx in pair_offsets(radius):
+        yield (grid[..., :height - dy, max(0, -dx):width - max(0, dx)],
+               grid[..., dy:, max(0, dx):width + min(0, dx)])
+
+
 def pair_labels(labels: np.ndarray, radius: int = PSA_RADIUS) -> dict[str, np.ndarray]:
     """The classes of the pairs of :func:`pair_indices` on a label map of the feature grid (h, w):
     boolean (P,) masks ``bg_pos`` (both background), ``fg_pos`` (both the same foreground class)
     and ``neg`` (different classes); a pair touching an ignored pixel is in none of them."""
-    first, second = pair_indices(*labels.shape, radius)
-    flat = np.asarray(labels).ravel()
-    a, b = flat[first.numpy()], flat[second.numpy()]
+    pairs = list(shifted_pairs(np.asarray(labels), radius))
+    a = np.concatenate([first.ravel() for first, _ in pairs])
+    b = np.concatenate([second.ravel() for _, second in pairs])
     valid = (a != IGNORE_INDEX) & (b != IGNORE_INDEX)
     return {"bg_pos": valid & (a == b) & (a == 0), "fg_pos": valid & (a == b) & (a != 0), "neg": valid & (a != b)}
 

@@ -152,8 +152,8 @@ def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, ou
         outputs[crf] = resolve_path(crf_dir)
     for settings, folder in outputs.items():
         claim_folder(folder, {**walk, "crf": dataclasses.asdict(settings) if settings else None})
-    todo = sorted({name for folder in outputs.values() for name in _todo(dataset, folder, names)},
-                  key=(dataset.names if names is None else names).index)
+    todo = [name for name in (dataset.names if names is None else names)
+            if any(not (folder / f"{name}.png").exists() for folder in outputs.values())]
     for name in tqdm(todo, desc=f"random walk on {dataset.split}", disable=not progress):
         image = dataset.load_image(name)
         cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")

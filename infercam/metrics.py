@@ -9,10 +9,11 @@ clipped: :class:`ThresholdSweep` says so instead of hiding it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from infercam.voc import CLASS_NAMES, IGNORE_INDEX
+from infercam.voc import CLASS_NAMES, IGNORE_INDEX, load_label_png
 
 NUM_LABELS = len(CLASS_NAMES)  # 21: background + 20 classes
 SWEEP_THRESHOLDS = np.round(np.arange(0.0, 0.60, 0.01), 2)
@@ -146,10 +147,6 @@ def evaluate_label_maps(dataset, label_dir, names: list[str] | None = None) -> d
     """mIoU of saved label maps (``<label_dir>/<name>.png``, VOC palette; 255 counts as background,
     as an unlabelled pixel would in a prediction) against the split's ground truth:
     ``{"miou", "per_class_iou", "images"}``."""
-    from pathlib import Path
-
-    from infercam.voc import load_label_png
-
     confusion = np.zeros((NUM_LABELS, NUM_LABELS), dtype=np.int64)
     names = dataset.names if names is None else names
     for name in names:

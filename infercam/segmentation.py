@@ -23,6 +23,7 @@ from infercam.aamr import AAMRSettings, aamr_loss
 from infercam.cam import normalise
 from infercam.config import autocast
 from infercam.models import build_segmenter
+from infercam.saliency import load_saliency
 from infercam.training import TrainingSettings, fit, load_backbone_weights
 from infercam.transforms import ClassificationAugment
 from infercam.voc import IGNORE_INDEX, load_label_png
@@ -77,15 +78,12 @@ class SegmentationPairs(torch.utils.data.Dataset):
         return len(self.names)
 
     def __getitem__(self, index: int):
-        from PIL import Image
-
         name = self.names[index]
         image, pseudo = self.dataset.load_image(name), load_label_png(self.label_dir / f"{name}.png")
         if self.saliency_dir is None:
             saliency = np.zeros(pseudo.shape, np.uint8)
-        else:
-            with Image.open(self.saliency_dir / f"{name}.png") as picture:
-                saliency = np.asarray(picture.convert("L"))
+        else:  # back to the stored 0..255, exactly, to move it with the image like a label map
+            saliency = np.round(load_saliency(self.saliency_dir / f"{name}.png") * 255).astype(np.uint8)
         image, pseudo, saliency = self.augment(image, pseudo, saliency, fills=(IGNORE_INDEX, 0))
         if self.background_cue is not None:
             pseudo = np.where((saliency < self.background_cue * 255) & (pseudo != IGNORE_INDEX), 0, pseudo)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infercam.models.resnet38d import CLASSIFIER_FROZEN, ResNet38d
+from infercam.affinity import shifted_pairs
 from infercam.models.resnet import set_output_stride
 
 HEAD_CHANNELS = (64, 128, 256)
@@ -26,16 +27,8 @@ def pair_affinities(features: torch.Tensor, radius: int) -> torch.Tensor:
     """exp(-mean_c |f_i - f_j|) of features (N, C, h, w) for every pair of
     :func:`infercam.affinity.pair_indices` (same order): (N, P). Computed one offset at a time on
     shifted views of the grid, not by gathering pairs (a (N, C, P) gather is gigabytes on a CPU)."""
-    from infercam.affinity import pair_offsets
-
-    features = features.float()
-    height, width = features.shape[2:]
-    parts = []
-    for dy, dx in pair_offsets(radius):
-        first = features[:, :, :height - dy, max(0, -dx):width - max(0, dx)]
-        second = features[:, :, dy:, max(0, dx):width + min(0, dx)]
-        parts.append(torch.exp(-(first - second).abs().mean(dim=1)).flatten(1))
-    return torch.cat(parts, dim=1)
+    return torch.cat([torch.exp(-(first - second).abs().mean(dim=1)).flatten(1)
+                      for first, second in shifted_pairs(features.float(), radius)], dim=1)
 
 
 def _head(module: nn.Module, stage_channels: tuple[int, int, int]) -> None:
