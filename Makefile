@@ -22,8 +22,10 @@ VENV_STAMP := $(VENV)/.infercam-installed
 EXECUTED := build/executed/$(PROFILE)
 # The offline profiles generate mini-VOC; the paper profile needs `make data-paper` beforehand.
 BOOK_DATA := $(if $(filter paper,$(PROFILE)),,minivoc)
+# apt-get needs root: CI runs as root, where sudo is often absent; elsewhere sudo must not prompt.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: help venv minivoc notebooks ablations book book-only test data-paper clean
+.PHONY: help venv browser minivoc notebooks ablations book book-only test data-paper clean
 
 help: ## list the targets
 	@echo "Targets (PROFILE=$(PROFILE); smoke, cpu or paper; e.g. make book PROFILE=smoke):"
@@ -35,6 +37,13 @@ $(VENV_STAMP): pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV) with $$($(PYTHON) --version)"; $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -e '.[dev]'
 	@touch $@
+
+browser: ## install Chromium with apt-get for the browser tests, unless present (or INFERCAM_SKIP_BROWSER=1)
+	@if [ "$${INFERCAM_SKIP_BROWSER:-}" = 1 ] || command -v chromium >/dev/null; then exit 0; fi; \
+	  command -v apt-get >/dev/null || { echo "error: no chromium and no apt-get: install Chromium yourself," \
+	    "or set INFERCAM_SKIP_BROWSER=1 to skip the browser tests" >&2; exit 1; }; \
+	  echo "installing chromium (headless browser for tests/test_book_browser.py)"; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
 
 minivoc: venv ## generate mini-VOC into the profile's data_root
 	$(PY) data_scripts/make_minivoc.py --profile $(PROFILE)
@@ -52,7 +61,7 @@ book-only: venv ## build the book from the notebooks already executed for the pr
 	$(VENV)/bin/jupyter-book build book --all -W --keep-going
 	@echo "The book: $(abspath book/_build/html/index.html)"
 
-test: venv ## run the test suite (PYTEST_ARGS="-k env" to pass options)
+test: venv browser ## run the test suite (PYTEST_ARGS="-k env" to pass options)
 	@# pytest exits 5 when it collected nothing: that is a failure, and it should say so.
 	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc

@@ -5,15 +5,15 @@ against the dense N x N matrix psa squares, for growing image sizes (one run, pr
     python benchmarks/random_walk.py --sizes 384 1024 --classes 3
 
 The affinities are random (time and memory do not depend on their values); the walk is psa's
-(radius 5 at stride 8, beta 8, t = 2 ** 8) on [background; classes] scores. Memory is the peak of
-the walk's numpy/scipy allocations (tracemalloc), beside what psa's dense float32 matrix would take.
+(radius 5 at stride 8, beta 8, t = 2 ** 8) on [background; classes] scores, as the pseudo-label step
+runs it (infercam.timing.time_walk_and_crf: from the full-size maps to the walked scores). Memory is
+the peak of the walk's numpy/scipy allocations (tracemalloc), beside what psa's dense float32 matrix
+would take.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,32 +29,25 @@ def main(argv=None) -> int:
     import pandas as pd
     import torch
 
-    from infercam.affinity import FEATURE_STRIDE, pair_indices, random_walk, transition_matrix
-    from infercam.crf import dense_crf
+    from infercam.affinity import FEATURE_STRIDE, pair_indices
+    from infercam.timing import time_walk_and_crf
 
     rng = np.random.default_rng(0)
-    tiny = pair_indices(4, 4)  # warm-up: the first walk imports scipy, which is not the walk's cost
-    random_walk(torch.rand(2, 4, 4), transition_matrix(torch.rand(len(tiny[0])), *tiny, 16), logt=1)
-    rows = {}
-    for size in args.sizes:
+
+    def measure(size: int, trace_memory: bool) -> dict:
         grid = -(-size // FEATURE_STRIDE)
         first, second = pair_indices(grid, grid)
         affinities = torch.from_numpy(rng.random(len(first), dtype=np.float32))
-        scores = torch.from_numpy(rng.random((1 + args.classes, grid, grid), dtype=np.float32))
-        tracemalloc.start()
-        started = time.perf_counter()
-        random_walk(scores, transition_matrix(affinities, first, second, grid * grid), logt=8)
-        walk_seconds = time.perf_counter() - started
-        peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
-        tracemalloc.stop()
+        cams = rng.random((args.classes, size, size), dtype=np.float32)
         image = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-        probabilities = rng.random((1 + args.classes, size, size), dtype=np.float32)
-        started = time.perf_counter()
-        dense_crf(image, probabilities)
-        rows[f"{size} px"] = {"grid": f"{grid} x {grid}", "pairs": len(first), "walk s": walk_seconds,
-                              "walk peak MiB": peak, "psa dense T MiB": (grid * grid) ** 2 * 4 / 2 ** 20,
-                              "CRF s": time.perf_counter() - started}
-    table = pd.DataFrame(rows).T
+        return {"grid": f"{grid} x {grid}", "pairs": len(first),
+                **time_walk_and_crf(image, cams, affinities, first, second, (grid, grid), trace_memory=trace_memory),
+                "psa dense T MiB": (grid * grid) ** 2 * 4 / 2 ** 20}
+
+    measure(32, trace_memory=False)  # warm-up: the first walk imports scipy, which is not the walk's cost
+    rows = {f"{size} px": measure(size, trace_memory=True) for size in args.sizes}
+    columns = ["grid", "pairs", "random walk s", "walk peak MiB", "psa dense T MiB", "CRF s"]
+    table = pd.DataFrame(rows).T[columns].rename(columns={"random walk s": "walk s"})
     print(f"random walk (radius 5, beta 8, t = 256) and dense CRF (psa: 10 iterations), {1 + args.classes} labels, CPU")
     print(table.to_string(float_format=lambda v: f"{v:.3g}"))
     first_row, last_row = table.iloc[0], table.iloc[-1]

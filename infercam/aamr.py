@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -88,3 +89,43 @@ def aamr_loss(logits: torch.Tensor, pseudo: torch.Tensor, saliency: torch.Tensor
     tau = conflict_temperature(pseudo, saliency, settings)
     loss = ce + settings.alpha * ((torch.exp(tau) - 1) * bce).mean()
     return loss, {"ce": ce.detach(), "bce": bce.detach(), "tau": tau}
+
+
+def saliency_conflicts(pseudo: np.ndarray, saliency: np.ndarray, truth: np.ndarray,
+                       settings: AAMRSettings = AAMRSettings()) -> dict:
+    """Fig. 7 measured on one image: pixel counts of where the pseudo label (H, W) and the saliency
+    map (H, W, in [0, 1], salient at ``settings.saliency_threshold``) disagree and, by the ground
+    truth (H, W), which of the two was right; plus the image's tau. Pixels void in the pseudo label
+    or the truth are left out. Sum the counts over images and pass them to :func:`conflict_rates`."""
+    valid = (pseudo != IGNORE_INDEX) & (truth != IGNORE_INDEX)
+    pseudo_object, true_object = (pseudo > 0) & valid, (truth > 0) & valid
+    salient = (saliency >= settings.saliency_threshold) & valid
+    suppressed = pseudo_object & ~salient  # objects of the pseudo label that saliency calls background
+    added = salient & ~pseudo_object  # salient pixels the pseudo label calls background
+    height, width = truth.shape
+    centre = np.zeros_like(valid)  # the middle half of each side
+    centre[height // 4:height - height // 4, width // 4:width - width // 4] = True
+    counts = {"pseudo object": pseudo_object, "pseudo background": valid & ~pseudo_object,
+              "suppressed": suppressed, "suppressed, truly object": suppressed & true_object,
+              "added": added, "added, truly object": added & true_object, "salient": salient,
+              "true object": true_object, "true object, salient": true_object & salient,
+              "true object in the centre": true_object & centre, "true object in the centre, salient": true_object & centre & salient}
+    tau = conflict_temperature(torch.from_numpy(pseudo.astype(np.int64))[None], torch.from_numpy(saliency)[None], settings)
+    return {**{name: int(mask.sum()) for name, mask in counts.items()}, "tau": float(tau[0])}
+
+
+def conflict_rates(counts) -> dict:
+    """Shares (0..1) from summed :func:`saliency_conflicts` counts (a mapping or pandas Series)."""
+    def share(part: str, whole: str) -> float:
+        return counts[part] / counts[whole] if counts[whole] else float("nan")
+
+    border_objects = counts["true object"] - counts["true object in the centre"]
+    border_salient = counts["true object, salient"] - counts["true object in the centre, salient"]
+    return {"pseudo objects that saliency calls background": share("suppressed", "pseudo object"),
+            "  of which truly object (the pseudo label was right)": share("suppressed, truly object", "suppressed"),
+            "pseudo background that saliency calls salient": share("added", "pseudo background"),
+            "  of which truly object (saliency was right)": share("added, truly object", "added"),
+            "saliency: precision on true objects": share("true object, salient", "salient"),
+            "saliency: recall of true objects": share("true object, salient", "true object"),
+            "saliency: recall in the image's centre": share("true object in the centre, salient", "true object in the centre"),
+            "saliency: recall outside the centre": border_salient / border_objects if border_objects else float("nan")}

@@ -27,7 +27,6 @@ and ``.md``.
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import re
@@ -37,13 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import papermill
 import yaml
 from tqdm import tqdm
 
 from infercam import paper
 from infercam.config import PROJECT_ROOT, load_profile, resolve_path
-from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook
+from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, notebook_defaults
 from infercam.runs import metrics_path
 
 DEFAULT_GRID = PROJECT_ROOT / "ablations" / "cam_methods.yaml"
@@ -116,11 +114,6 @@ def load_grid(path: str | os.PathLike = DEFAULT_GRID, notebook: str | os.PathLik
     if reference not in names:
         raise GridError(f"{path}: reference {reference!r} is not one of the configurations {names}")
     return Grid(path.stem, raw.get("description", ""), raw.get("parameters") or {}, reference, configurations)
-
-
-def notebook_defaults(notebook: str | os.PathLike) -> dict:
-    """The parameters of ``notebook``'s parameters cell and their default values."""
-    return {name: ast.literal_eval(info["default"]) for name, info in papermill.inspect_notebook(str(notebook)).items()}
 
 
 @dataclass

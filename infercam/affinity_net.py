@@ -26,10 +26,10 @@ from infercam.affinity import (FEATURE_STRIDE, affinity_labels, affinity_loss, p
                                voc_labels_of, walk_scores)
 from infercam.cam import claim_folder, load_cams, normalise
 from infercam.config import autocast, resolve_path
-from infercam.crf import PSA_CRF, CRFSettings, dense_crf
+from infercam.crf import PSA_CRF, CRFSettings, save_label_maps
 from infercam.models import build_affinity_net
 from infercam.models.affinity import pair_affinities
-from infercam.training import AffinityTraining, _check_settings, fit, load_backbone_weights, load_checkpoint
+from infercam.training import AffinityTraining, fit, load_backbone_weights, load_finished
 from infercam.transforms import ClassificationAugment
 from infercam.voc import load_label_png, save_label_png
 
@@ -116,14 +116,8 @@ def load_or_train_affinity_net(dataset, label_dir, settings: AffinityTraining, c
                                device: torch.device | str = "cpu", progress: bool = True,
                                names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """The finished checkpoint if there is one (made with these settings), else train or resume."""
-    checkpoint = Path(checkpoint)
-    if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        _check_settings(checkpoint, state, settings)
-        model = build_affinity_net(settings.backbone, settings.width)
-        model.load_state_dict(state["model"])
-        return model.to(device), pd.DataFrame(state["history"])
-    return train_affinity_net(dataset, label_dir, settings, checkpoint, device, progress, names)
+    return (load_finished(checkpoint, settings, lambda state: build_affinity_net(settings.backbone, settings.width), device)
+            or train_affinity_net(dataset, label_dir, settings, checkpoint, device, progress, names))
 
 
 @torch.no_grad()
@@ -147,20 +141,11 @@ def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, ou
     scores normalised to sum to 1 per pixel) goes there too. Returns ``out_dir``."""
     walk = {"step": "random_walk", "cams": str(resolve_path(cam_dir)), "alpha": alpha, "beta": beta, "logt": logt,
             "radius": radius}
-    outputs = {None: resolve_path(out_dir)}
-    if crf_dir is not None:
-        outputs[crf] = resolve_path(crf_dir)
-    for settings, folder in outputs.items():
-        claim_folder(folder, {**walk, "crf": dataclasses.asdict(settings) if settings else None})
-    todo = [name for name in (dataset.names if names is None else names)
-            if any(not (folder / f"{name}.png").exists() for folder in outputs.values())]
-    for name in tqdm(todo, desc=f"random walk on {dataset.split}", disable=not progress):
-        image = dataset.load_image(name)
+
+    def walked(name: str, image: np.ndarray):
         cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")
         affinities, first, second, grid = image_affinities(model, image, radius, device, mixed_precision)
-        scores = walk_scores(cams, affinities, first, second, grid, alpha, beta, logt).cpu().numpy()
-        for settings, folder in outputs.items():
-            refined = scores if settings is None else dense_crf(
-                image, scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-5), settings)
-            save_label_png(voc_labels_of(class_ids)[refined.argmax(axis=0)], folder / f"{name}.png")
-    return outputs[None]
+        return walk_scores(cams, affinities, first, second, grid, alpha, beta, logt).cpu().numpy(), voc_labels_of(class_ids)
+
+    return save_label_maps(dataset, dataset.names if names is None else names, walked, out_dir, crf_dir, crf, walk,
+                           f"random walk on {dataset.split}", progress)

@@ -7,9 +7,13 @@ compat 10), 10 mean-field iterations; returns the (n, H, W) marginals.
 """
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class CRFSettings:
     bilateral_compat: float = 10
 
 
+#: psa's settings, used for affinity labels and pseudo labels.
 PSA_CRF = CRFSettings()
 # deeplab-pytorch's voc12 post-processing: pos_w 3, pos_xy 1, bi_w 4, bi_xy 67, bi_rgb 3, 10 iterations
 DEEPLAB_CRF = CRFSettings(iterations=10, gaussian_sxy=1, gaussian_compat=3, bilateral_sxy=67, bilateral_srgb=3,
@@ -47,3 +52,31 @@ def dense_crf(image: np.ndarray, probabilities: np.ndarray, settings: CRFSetting
     crf.addPairwiseBilateral(sxy=settings.bilateral_sxy, srgb=settings.bilateral_srgb,
                              rgbim=np.ascontiguousarray(image, dtype=np.uint8), compat=settings.bilateral_compat)
     return np.asarray(crf.inference(settings.iterations), dtype=np.float32).reshape(labels, height, width)
+
+
+def save_label_maps(dataset, names: list[str], scores_of, out_dir: str | os.PathLike,
+                    crf_dir: str | os.PathLike | None, crf: CRFSettings, record: dict, desc: str,
+                    progress: bool = True) -> Path:
+    """Label PNGs (VOC palette) of ``names`` into ``out_dir``: the argmax of
+    ``scores_of(name, image) -> (scores (K, H, W), VOC labels of the K channels)``; with ``crf_dir``,
+    the same scores refined by the dense CRF there too (normalised to sum to 1 per pixel first).
+    Each folder is claimed with ``record`` (and its CRF settings), so maps of other settings are
+    never mixed in; images already in every folder are skipped, so an interrupted run continues."""
+    from infercam.cam import claim_folder
+    from infercam.config import resolve_path
+    from infercam.voc import save_label_png
+
+    outputs = {None: resolve_path(out_dir)}
+    if crf_dir is not None:
+        outputs[crf] = resolve_path(crf_dir)
+    for settings, folder in outputs.items():
+        claim_folder(folder, {**record, "crf": dataclasses.asdict(settings) if settings else None})
+    todo = [name for name in names if any(not (folder / f"{name}.png").exists() for folder in outputs.values())]
+    for name in tqdm(todo, desc=desc, disable=not progress):
+        image = dataset.load_image(name)
+        scores, labels = scores_of(name, image)
+        for settings, folder in outputs.items():
+            refined = scores if settings is None else dense_crf(
+                image, scores / np.maximum(scores.sum(axis=0, keepdims=True), 1e-5), settings)
+            save_label_png(np.asarray(labels, dtype=np.uint8)[refined.argmax(axis=0)], folder / f"{name}.png")
+    return outputs[None]

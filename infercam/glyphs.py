@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from infercam.voc import VOC_CLASSES
 
-# Full-body glyphs per class (Unicode code points; E2xx/E1xx are OpenMoji's own extras).
+#: Full-body glyphs per class (Unicode code points; E2xx/E1xx are OpenMoji's own extras).
 CLASS_GLYPHS: dict[str, tuple[str, ...]] = {
     "aeroplane": ("2708", "1F6E9"),
     "bicycle": ("1F6B2",),
@@ -48,6 +48,13 @@ DISTRACTOR_GLYPHS: dict[str, tuple[str, ...]] = {
     "indoor": ("1F6AA", "1FA9F", "1F5BC", "1F4DA", "1F4A1", "1F56F", "1F9F8", "1F9F3", "1F4E6"),
     "water": ("1F41F", "2601", "1F98B"),
 }
+
+# Non-VOC objects that only the offline saliency detector's training scenes show (class-agnostic
+# "salient objects", as saliency datasets have): fruit, toys, tools, clothes, wild animals.
+SALIENCY_GLYPHS = ("1F34E", "1F3B8", "1F9F8", "1F3C0", "1F4F7", "1F514", "2602", "1F381", "1F3A9", "1F45F", "1F392",
+                   "1F941", "1F5FF", "1F9ED", "1F6F8", "1F680", "1F99E", "1F418", "1F992", "1F993", "1F98F", "1F34D",
+                   "1F349", "1F955", "1F3BA", "1F3BB", "1F9F2", "1F52D", "1F9EF", "1F6CE", "1F3C6", "1F451", "1F9E2",
+                   "1F459", "1F452", "1F9F6", "1F3AE", "1F579", "1F4BF", "1F50C")
 
 # Glyphs drawn with scenery that is not the object: the water under boats, the lamp beside the sofa.
 _WATER_RGB = np.array([0x92, 0xD3, 0xF5], dtype=np.float32)
@@ -123,6 +130,8 @@ def render_glyph(code: str) -> Glyph:
 
 @lru_cache(maxsize=None)
 def class_glyphs(class_name: str) -> tuple[Glyph, ...]:
+    """The glyphs of a VOC class (:data:`CLASS_GLYPHS`), rendered once and cached: RGBA, cropped to
+    their visible pixels, whose alpha channel is the object's mask."""
     if class_name not in VOC_CLASSES:
         raise KeyError(f"{class_name!r} is not a VOC class")
     return tuple(render_glyph(code) for code in CLASS_GLYPHS[class_name])
@@ -131,3 +140,10 @@ def class_glyphs(class_name: str) -> tuple[Glyph, ...]:
 @lru_cache(maxsize=None)
 def distractor_glyphs(group: str) -> tuple[Glyph, ...]:
     return tuple(render_glyph(code) for code in DISTRACTOR_GLYPHS[group])
+
+
+@lru_cache(maxsize=None)
+def salient_object_glyphs() -> tuple[Glyph, ...]:
+    """Every non-VOC glyph: the saliency detector's objects (:data:`SALIENCY_GLYPHS` and the distractors)."""
+    codes = dict.fromkeys(SALIENCY_GLYPHS + tuple(c for group in DISTRACTOR_GLYPHS.values() for c in group))
+    return tuple(render_glyph(code) for code in codes)

@@ -32,6 +32,7 @@ import torch
 
 from infercam.cam import PSA_SCALES, max_normalise, response_maps
 
+#: How the passes are added (``accumulate``): see the module's description above.
 ACCUMULATIONS = ("sum", "normalised_sum", "max")
 FILLS = ("original_mean", "current_mean")
 

@@ -36,7 +36,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from scipy import ndimage
 from tqdm import tqdm  # text bars: no ipywidgets needed, and they render in the static book
 
-from infercam.glyphs import DISTRACTOR_GLYPHS, Glyph, class_glyphs, distractor_glyphs
+from infercam.glyphs import DISTRACTOR_GLYPHS, Glyph, class_glyphs, distractor_glyphs, salient_object_glyphs
 from infercam.voc import IGNORE_INDEX, VOC_CLASSES, save_label_png
 
 GENERATOR_VERSION = 1
@@ -362,6 +362,23 @@ def compose_scene(rng: np.random.Generator, config: MiniVOCConfig) -> Scene:
         image = image.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 0.9))))
     pixels = np.asarray(image, np.float32) + rng.normal(0, rng.uniform(0, 5), (size, size, 3)).astype(np.float32)
     return Scene(np.clip(pixels, 0, 255).astype(np.uint8), label, objects, context)
+
+
+def compose_saliency_scene(rng: np.random.Generator, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A scene for training the offline saliency detector, (image (size, size, 3) uint8, mask
+    (size, size) bool): one to three large non-VOC glyphs near the centre are the salient objects
+    (saliency datasets' photographer bias), small ones anywhere behind them are not; never a VOC
+    class, so the detector is class-agnostic as real ones are."""
+    canvas, horizon = draw_background(rng, str(rng.choice(CONTEXTS)), size)
+    owner = np.zeros((size, size), dtype=np.int32)
+    glyphs = salient_object_glyphs()
+    for _ in range(int(rng.integers(0, 4))):
+        _paste_distractor(rng, canvas, owner, _pick(rng, glyphs), (0.08, 0.2), horizon)
+    for _ in range(int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))):
+        rgba = _transform_glyph(rng, _pick(rng, glyphs), int(size * rng.uniform(0.35, 0.75)), 15.0, 0.1)
+        centre = rng.normal(size / 2, 0.12 * size, 2)
+        _paste(canvas, owner, rgba, int(centre[0] - rgba.shape[1] / 2), int(centre[1] - rgba.shape[0] / 2), owner_id=1)
+    return np.clip(canvas, 0, 255).astype(np.uint8), owner == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ Executed copies and ``timings.json`` go to ``build/executed/<profile>/``.
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as _dt
 import json
 import os
@@ -148,10 +149,21 @@ def collapse_streams(path: Path) -> None:
     nbformat.write(notebook, path)
 
 
+def notebook_defaults(notebook: str | os.PathLike) -> dict:
+    """The parameters of ``notebook``'s parameters cell and their default values (literals)."""
+    cells = [c for c in nbformat.read(notebook, as_version=4).cells if "parameters" in c.metadata.get("tags", [])]
+    return {target.id: ast.literal_eval(statement.value) for cell in cells for statement in ast.parse(cell.source).body
+            if isinstance(statement, ast.Assign) for target in statement.targets if isinstance(target, ast.Name)}
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output: bool = False,
                      progress_bar: bool = True) -> NotebookFailed | None:
-    """Run one notebook with papermill into ``output`` (cwd: the repository root); the failure,
-    naming the notebook and the failing cell, or None."""
+    """Run one notebook with papermill into ``output`` (cwd: the repository root) with those of
+    ``parameters`` that its parameters cell declares (a profile serves every notebook, and the
+    book shows the injected values: only the notebook's own belong there); the failure, naming
+    the notebook and the failing cell, or None."""
+    declared = notebook_defaults(notebook)
+    parameters = {name: value for name, value in parameters.items() if name in declared}
     try:
         papermill.execute_notebook(
             notebook, output, parameters=parameters, cwd=PROJECT_ROOT,

@@ -1,17 +1,17 @@
-"""Saliency maps for the offline profiles: the frequency-tuned detector (Achanta et al., CVPR 2009), a
-classical, class-agnostic method computed from the image alone (never from labels): a pixel is as
-salient as its (slightly blurred) Lab colour is far from the image's mean Lab colour, with an
-optional centre prior as many detectors have. It has the failure modes the paper describes: it
-marks whatever stands out in colour (salient non-objects: a bright glyph, a vivid background band),
-misses objects whose colour is close to the image's mean, and with the centre prior favours the
-middle of the picture.
+"""Saliency maps: stored as grey PNGs (0..255), one per image, whichever detector made them.
 
 The paper profile uses precomputed maps of a deep detector (OAA's, ``SaliencyMaps/``, from
-``data_scripts/get_saliency.py``). Both are stored the same way: a grey PNG per image, 0..255.
+``data_scripts/get_saliency.py``). The offline profiles make their own with
+:func:`make_saliency_maps` and a detector: the class-agnostic network of
+:mod:`infercam.saliency_net` (the default of the segmentation chapter), or the classical
+frequency-tuned detector (Achanta et al., CVPR 2009) here, computed from the image alone: a pixel is
+as salient as its (slightly blurred) Lab colour is far from the image's mean Lab colour, with an
+optional centre prior as many detectors have. Neither ever sees a label.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +67,13 @@ def load_saliency(path: str | os.PathLike) -> np.ndarray:
         return np.asarray(picture.convert("L"), dtype=np.float32) / 255
 
 
-def make_saliency_maps(dataset, out_dir: str | os.PathLike, names: list[str] | None = None, blur_sigma: float = 1.0,
-                       centre_prior: float = 0.5, progress: bool = True) -> Path:
-    """Frequency-tuned saliency of ``names`` (default: the split) into ``out_dir/<name>.png``;
-    maps already there are kept, so an interrupted run continues."""
+def make_saliency_maps(dataset, out_dir: str | os.PathLike, names: list[str] | None = None,
+                       detector: Callable[[np.ndarray], np.ndarray] = frequency_tuned, progress: bool = True) -> Path:
+    """``detector(image) -> saliency (H, W) in [0, 1]`` (default: the frequency-tuned one) of
+    ``names`` (default: the split) into ``out_dir/<name>.png``; maps already there are kept, so an
+    interrupted run continues."""
     out_dir = Path(out_dir)
     todo = [n for n in (dataset.names if names is None else names) if not (out_dir / f"{n}.png").exists()]
     for name in tqdm(todo, desc=f"saliency of {dataset.split}", disable=not (progress and todo)):
-        save_saliency(frequency_tuned(dataset.load_image(name), blur_sigma, centre_prior), out_dir / f"{name}.png")
+        save_saliency(detector(dataset.load_image(name)), out_dir / f"{name}.png")
     return out_dir

@@ -6,9 +6,13 @@ of three ways (``SegmentationTraining.saliency``):
   ``saliency_threshold``) become background in the pseudo labels, then cross-entropy;
 * ``"aamr"``: the activation aware mask refinement loss (:mod:`infercam.aamr`), pseudo labels
   untouched, saliency as a second, conflict-weighted supervision (70.8).
+
+Then the test: :func:`segment_probabilities` averages the softmax over scales and mirror images, and
+:func:`segment_dataset` saves label maps with and without deeplab-pytorch's CRF post-processing.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +26,10 @@ from torch import nn
 from infercam.aamr import AAMRSettings, aamr_loss
 from infercam.cam import normalise
 from infercam.config import autocast
+from infercam.crf import DEEPLAB_CRF, CRFSettings, save_label_maps
 from infercam.models import build_segmenter
 from infercam.saliency import load_saliency
-from infercam.training import TrainingSettings, fit, load_backbone_weights
+from infercam.training import TrainingSettings, fit, load_backbone_weights, load_finished
 from infercam.transforms import ClassificationAugment
 from infercam.voc import IGNORE_INDEX, load_label_png
 
@@ -54,6 +59,22 @@ class SegmentationTraining(TrainingSettings):
             raise ValueError(f"saliency must be one of {SALIENCY_USES}, got {self.saliency!r}")
         if isinstance(self.aamr, dict):  # as a checkpoint stores it
             self.aamr = AAMRSettings(**self.aamr)
+
+    @property
+    def slug(self) -> str:
+        """Folder name: the use of saliency, then each saliency setting it uses that differs from
+        the default, e.g. ``aamr-tau_scope=batch``."""
+        used = {"none": (), "background_cue": ("saliency_threshold",)}.get(
+            self.saliency, tuple(f.name for f in dataclasses.fields(AAMRSettings)))
+        default = AAMRSettings()
+        return "-".join([self.saliency] + [f"{name}={getattr(self.aamr, name)}" for name in used
+                                           if getattr(self.aamr, name) != getattr(default, name)])
+
+
+def background_cue(pseudo: np.ndarray, saliency: np.ndarray, threshold: float) -> np.ndarray:
+    """The conventional use of saliency: pseudo-labelled pixels whose saliency (0..1) is below
+    ``threshold`` become background (ignored pixels stay ignored)."""
+    return np.where((saliency < threshold) & (pseudo != IGNORE_INDEX), 0, pseudo).astype(pseudo.dtype)
 
 
 class SegmentationPairs(torch.utils.data.Dataset):
@@ -86,7 +107,7 @@ class SegmentationPairs(torch.utils.data.Dataset):
             saliency = np.round(load_saliency(self.saliency_dir / f"{name}.png") * 255).astype(np.uint8)
         image, pseudo, saliency = self.augment(image, pseudo, saliency, fills=(IGNORE_INDEX, 0))
         if self.background_cue is not None:
-            pseudo = np.where((saliency < self.background_cue * 255) & (pseudo != IGNORE_INDEX), 0, pseudo)
+            pseudo = background_cue(pseudo, saliency / 255, self.background_cue)
         return (torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), torch.from_numpy(pseudo.astype(np.int64)),
                 torch.from_numpy(saliency.astype(np.float32) / 255))
 
@@ -114,6 +135,54 @@ def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | o
         with autocast(device, settings.mixed_precision):
             logits = model(normalise(images))
         logits = F.interpolate(logits.float(), size=pseudo.shape[1:], mode="bilinear", align_corners=False)
-        return aamr_loss(logits, pseudo, saliency if settings.saliency == "aamr" else None, settings.aamr)[0]
+        loss, parts = aamr_loss(logits, pseudo, saliency if settings.saliency == "aamr" else None, settings.aamr)
+        return loss, {name: value.mean() for name, value in parts.items()}
 
     return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
+
+
+def load_or_train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,
+                            settings: SegmentationTraining, checkpoint: str | os.PathLike,
+                            device: torch.device | str = "cpu", progress: bool = True,
+                            names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
+    """The finished checkpoint if there is one (made with these settings), else train or resume."""
+    return (load_finished(checkpoint, settings, lambda state: build_segmenter(settings.backbone, width=settings.width),
+                          device)
+            or train_segmenter(dataset, label_dir, saliency_dir, settings, checkpoint, device, progress, names))
+
+
+@torch.no_grad()
+def segment_probabilities(model: nn.Module, image: np.ndarray, scales=(1.0,), flip: bool = True,
+                          device: torch.device | str = "cpu", mixed_precision: bool = False) -> np.ndarray:
+    """Class probabilities (C, H, W) of an (H, W, 3) uint8 image: the softmax of the logits at
+    each scale, and of the mirrored image mirrored back, upsampled to the image and averaged."""
+    device = torch.device(device)
+    model.eval()
+    x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device))
+    total = 0
+    for scale in scales:
+        scaled = x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
+        with autocast(device, mixed_precision):
+            logits = model(torch.cat([scaled, scaled.flip(-1)]) if flip else scaled)
+        logits = F.interpolate(logits.float(), size=x.shape[2:], mode="bilinear", align_corners=False)
+        probabilities = torch.softmax(logits, dim=1)
+        total = total + probabilities[0] + (probabilities[1].flip(-1) if flip else 0)
+    return (total / (len(scales) * (2 if flip else 1))).cpu().numpy()
+
+
+def segment_dataset(model: nn.Module, dataset, out_dir: str | os.PathLike, model_settings: dict,
+                    names: list[str] | None = None, scales=(1.0,), flip: bool = True,
+                    crf_dir: str | os.PathLike | None = None, crf: CRFSettings = DEEPLAB_CRF,
+                    device: torch.device | str = "cpu", mixed_precision: bool = False, progress: bool = True) -> Path:
+    """The segmenter's label maps of ``names`` (default: the split) into ``out_dir`` and, with
+    ``crf_dir``, refined by the dense CRF (deeplab-pytorch's settings) there; ``model_settings``
+    (its training settings) is recorded with them, so maps of another model are never mixed in.
+    Returns ``out_dir``."""
+    record = {"step": "segmentation", "model": model_settings, "scales": list(scales), "flip": flip}
+
+    def probabilities(name: str, image: np.ndarray):
+        scores = segment_probabilities(model, image, scales, flip, device, mixed_precision)
+        return scores, np.arange(len(scores))
+
+    return save_label_maps(dataset, dataset.names if names is None else names, probabilities, out_dir, crf_dir, crf,
+                           record, f"segmenting {dataset.split}", progress)

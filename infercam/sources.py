@@ -13,6 +13,7 @@ sbd                INFERCAM_SBD_URL, INFERCAM_SBD_MD5, INFERCAM_SBD_SHA256
 sbd_train_noval    INFERCAM_SBD_TRAIN_NOVAL_URL, INFERCAM_SBD_TRAIN_NOVAL_MD5, ..._SHA256
 psa_res38_cls      INFERCAM_PSA_RES38_CLS_URL, INFERCAM_PSA_RES38_CLS_MD5, ..._SHA256
 psa_res38_aff      INFERCAM_PSA_RES38_AFF_URL, INFERCAM_PSA_RES38_AFF_MD5, ..._SHA256
+resnet101_imagenet INFERCAM_RESNET101_IMAGENET_URL, ..._MD5, ..._SHA256
 saliency           INFERCAM_SALIENCY_URL, INFERCAM_SALIENCY_MD5, INFERCAM_SALIENCY_SHA256
 =================  ==============================================================================
 
@@ -26,7 +27,7 @@ Layout under ``--root`` (default ``data``), see :class:`DataLayout`::
     <root>/VOCdevkit/VOC2012/             VOC (+ SegmentationClassAug/, SaliencyMaps/,
                                           ImageSets/Segmentation/train_aug.txt)
     <root>/SBD/benchmark_RELEASE/dataset/ SBD (cls/*.mat, img/*.jpg, train.txt, val.txt)
-    <root>/weights/                       res38_cls.pth, res38_aff.pth
+    <root>/weights/                       res38_cls.pth, res38_aff.pth, resnet101-63fe2227.pth
 """
 from __future__ import annotations
 
@@ -86,6 +87,8 @@ SOURCES: dict[str, Source] = {source.name: source for source in (
            "res38_cls.pth", "psa's trained ResNet-38 classifier (the CAM baseline), about 400 MB"),
     Source("psa_res38_aff", google_drive_url("1mFvTH3siw0SS0vqPH0o9N3cI_ISQacwt"), None, None,
            "res38_aff.pth", "psa's trained AffinityNet (ResNet-38), about 400 MB"),
+    Source("resnet101_imagenet", "https://download.pytorch.org/models/resnet101-63fe2227.pth", None, None,
+           "resnet101-63fe2227.pth", "torchvision's ImageNet ResNet-101, where DeepLab v2 starts, about 170 MB"),
     Source("saliency", None, None, None, "saliency_maps.archive",
            "OAA saliency maps for VOC (grey 0..255 PNG per image); no stable public address"),
 )}

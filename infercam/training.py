@@ -141,6 +141,7 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
+    """The dict saved at ``path``, on the CPU; :class:`CheckpointError` when it cannot be read."""
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
     except Exception as error:  # torch raises several types for truncated or foreign files
@@ -206,8 +207,9 @@ def load_initial_weights(model: nn.Module, initial_weights: str) -> None:
 
 def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
     """Copy into ``model`` every tensor of the checkpoint or state dict at ``path`` whose name and
-    shape it shares (a classifier's backbone into AffinityNet or DeepLab); returns how many. None shared is an
-    error: the file is for another network."""
+    shape it shares (a classifier's backbone into AffinityNet or DeepLab), or, for a bare backbone's
+    state dict (torchvision's ImageNet ResNet-101), that ``model.backbone`` shares; returns how
+    many. None shared is an error: the file is for another network."""
     path = resolve_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no backbone weights at {path}: train the classifier first "
@@ -216,10 +218,18 @@ def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
     state = state.get("model", state)
     own = model.state_dict()
     shared = {key: value for key, value in state.items() if key in own and own[key].shape == value.shape}
+    if not shared and hasattr(model, "backbone"):
+        shared = {f"backbone.{key}": value for key, value in state.items()
+                  if own.get(f"backbone.{key}") is not None and own[f"backbone.{key}"].shape == value.shape}
     if not shared:
         raise ValueError(f"{path} shares no weights with {type(model).__name__}: it was made for another network")
     model.load_state_dict(shared, strict=False)
     return len(shared)
+
+
+def _loss_and_record(result) -> tuple[torch.Tensor, dict]:
+    loss, recorded = result if isinstance(result, tuple) else (result, {})
+    return loss, {name: float(value) for name, value in recorded.items()}
 
 
 def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoint: str | os.PathLike,
@@ -227,7 +237,8 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
     """The loop every training here shares: psa's parameter groups and poly schedule, batches and
     augmentation seeded per epoch, ``<checkpoint>.last`` after every epoch (an interrupted run
     resumes to the same weights), the final checkpoint, and a clear stop when the loss diverges.
-    ``batch_loss(batch) -> loss``. Returns the per-step history."""
+    ``batch_loss(batch) -> loss`` or ``(loss, {name: float})``, whose named values join the
+    history. Returns the per-step history."""
     checkpoint = Path(checkpoint)
     last = checkpoint.with_name(checkpoint.name + ".last")
     optimizer = make_optimizer(model, settings)
@@ -259,7 +270,7 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
             lr = poly_lr(settings.lr, step, total_steps, settings.poly_power, settings.warmup_steps)
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_multiplier"]
-            loss = batch_loss(batch)
+            loss, recorded = _loss_and_record(batch_loss(batch))
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"the loss diverged to {loss.item()} at step {step} (lr {lr:.2e}); "
                                          f"lower the learning rate (psa: 0.1 diverges for ResNet-38, 0.01 works)")
@@ -267,7 +278,7 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
             loss.backward()
             optimizer.step()
             history.append({"epoch": epoch, "step": step, "lr": lr, "loss": loss.item(),
-                            "seconds": time.time() - started})
+                            "seconds": time.time() - started, **recorded})
             bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
                                "history": history, "settings": settings.to_dict()})
@@ -276,16 +287,26 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
     return pd.DataFrame(history)
 
 
+def load_finished(checkpoint: str | os.PathLike, settings: TrainingSettings, build,
+                  device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
+    """The model (on ``device``) of a finished ``checkpoint`` made with ``settings``
+    (``build(state) -> model`` makes its empty model) and its history, or None when there is none yet."""
+    checkpoint = Path(checkpoint)
+    if not checkpoint.exists():
+        return None
+    state = load_checkpoint(checkpoint)
+    _check_settings(checkpoint, state, settings)
+    model = build(state)
+    model.load_state_dict(state["model"])
+    return model.to(device), pd.DataFrame(state["history"])
+
+
 def load_or_train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os.PathLike,
                              device: torch.device | str = "cpu", progress: bool = True,
                              patches: dict | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """The finished checkpoint if there is one (made with these settings), else train or resume."""
-    checkpoint = Path(checkpoint)
-    if checkpoint.exists():
-        state = load_checkpoint(checkpoint)
-        _check_settings(checkpoint, state, settings)
-        return classifier_from_checkpoint(state).to(device), pd.DataFrame(state["history"])
-    return train_classifier(dataset, settings, checkpoint, device, progress, patches)
+    return (load_finished(checkpoint, settings, classifier_from_checkpoint, device)
+            or train_classifier(dataset, settings, checkpoint, device, progress, patches))
 
 
 @torch.no_grad()

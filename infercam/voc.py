@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-# The 20 object classes in VOC's (alphabetical) order; label value = index + 1, 0 = background.
+#: The 20 object classes in VOC's (alphabetical) order; label value = index + 1, 0 = background.
 VOC_CLASSES: tuple[str, ...] = (
     "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
     "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
@@ -76,7 +76,7 @@ def image_level_label(class_names: list[str]) -> np.ndarray:
         label[VOC_CLASSES.index(name)] = 1.0
     return label
 
-# Images with 1 / 2 / 3+ classes in VOC 2012's splits (reference figures, used to compare mixtures).
+#: Images with 1 / 2 / 3+ classes in VOC 2012's splits (reference figures, used to compare mixtures).
 VOC_CLASS_COUNT_SPLIT: dict[str, tuple[int, int, int]] = {
     "train": (933, 382, 149), "val": (927, 375, 147), "train_aug": (6249, 3104, 1229),
 }

@@ -1,6 +1,8 @@
-"""One smoke-profile execution of the committed notebooks, shared by test_notebooks and test_book."""
+"""One smoke-profile execution of the committed notebooks, shared by test_notebooks and test_book, and
+one book built from it, shared by test_book and test_book_browser."""
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -9,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from infercam.config import PROJECT_ROOT
-from infercam.notebooks import NotebookFailed, list_notebooks, run_notebooks
+from infercam.notebooks import BOOK_DIR, NotebookFailed, list_notebooks, run_notebooks, stage_book
 
 SMOKE = "smoke"  # CI or not, the notebook tests use the smoke profile
 
@@ -53,3 +55,20 @@ class SmokeRun:
 @pytest.fixture(scope="session")
 def smoke_run(tmp_path_factory) -> SmokeRun:
     return SmokeRun(tmp_path_factory.mktemp("executed-smoke"))
+
+
+@pytest.fixture(scope="session")
+def built_book(smoke_run, tmp_path_factory) -> Path:
+    """The HTML folder of the book built (jupyter-book -W) from every smoke-executed notebook."""
+    for notebook in list_notebooks():
+        smoke_run.executed(notebook.stem)
+    # A copy of the book's sources, so that the build never touches book/_build or book/notebooks.
+    book = tmp_path_factory.mktemp("book") / "book"
+    shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "notebooks"))
+    stage_book(smoke_run.output_dir, book)
+
+    build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(book), "--all", "-W", "--keep-going"],
+                           capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.fail(f"jupyter-book build failed:\n{build.stdout[-6000:]}\n{build.stderr[-6000:]}", pytrace=False)
+    return book / "_build" / "html"

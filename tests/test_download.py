@@ -296,6 +296,9 @@ def test_psa_weights_download_and_local_copy(fake_server: FakeFileServer, tmp_pa
     assert weights.read_bytes() == legacy_torch_bytes
     assert get_weights.main(["--root", str(root), "--weights", "cls", "--url", url]) == 0
     assert len(fake_server.requests) == 1  # the valid file is kept, not fetched again
+    imagenet_url = fake_server.add("/resnet101.pth", legacy_torch_bytes)
+    assert get_weights.main(["--root", str(root), "--weights", "deeplab", "--url", imagenet_url]) == 0
+    assert (root / "weights" / "resnet101-63fe2227.pth").read_bytes() == legacy_torch_bytes
 
     local = tmp_path / "res38_aff.pth"
     local.write_bytes(b"PK\x03\x04" + b"\0" * 60)  # a zip-format torch.save file starts like this

@@ -88,6 +88,13 @@ def test_failure_names_notebook_cell_and_exception_and_keeps_earlier_ones(tmp_pa
         stage_book(output, tmp_path / "book", notebooks)
 
 
+def test_a_notebook_gets_only_the_profile_values_it_declares(tmp_path):
+    write_notebook(tmp_path / "notebooks" / "00_params.ipynb", "assert 'epochs' not in globals()")
+    executed, = run_notebooks("smoke", output_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks")
+    injected = [c.source for c in nbformat.read(executed, as_version=4).cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and 'profile = "smoke"' in injected[0] and "epochs" not in injected[0]
+
+
 def test_kernel_is_this_interpreter_even_with_a_foreign_python3_kernelspec(tmp_path, monkeypatch):
     # A "python3" kernelspec that comes first on the Jupyter path and points elsewhere
     # (as another environment or ~/.local/share/jupyter can have) must not be used.

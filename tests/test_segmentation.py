@@ -1,15 +1,18 @@
-"""DeepLab v2 shapes and the activation aware mask refinement loss by hand, tau at its ends, and a
-few training steps that lower the loss."""
+"""DeepLab v2 shapes and the activation aware mask refinement loss by hand, tau at its ends, a few
+training steps that lower the loss; conflicts of saliency and pseudo labels by hand; the test-time
+multi-scale + flip average."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from infercam.aamr import AAMRSettings, aamr_loss, conflict_temperature
+from infercam.aamr import AAMRSettings, aamr_loss, conflict_rates, conflict_temperature, saliency_conflicts
 from infercam.models import build_segmenter
+from infercam.segmentation import SegmentationTraining, background_cue, segment_probabilities
 
 
 def test_deeplab_v2_gives_stride_8_logits_and_upsampled_predictions():
@@ -87,3 +90,50 @@ def test_a_few_steps_on_a_tiny_batch_lower_the_loss():
         optimiser.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0]
+
+
+def test_conflicts_between_pseudo_labels_saliency_and_truth_by_hand():
+    # 1 x 4 pixels: pseudo object / object / background / background; saliency salient at 1 and 2
+    pseudo = np.array([[3, 3, 0, 0]], np.uint8)
+    saliency = np.array([[0.1, 0.9, 0.8, 0.2]], np.float32)
+    truth = np.array([[3, 3, 3, 0]], np.uint8)
+    counts = saliency_conflicts(pseudo, saliency, truth)
+    assert counts["suppressed"] == 1 and counts["suppressed, truly object"] == 1  # pixel 0: the pseudo label was right
+    assert counts["added"] == 1 and counts["added, truly object"] == 1  # pixel 2: the saliency was right
+    rates = conflict_rates(counts)
+    assert rates["pseudo objects that saliency calls background"] == 0.5
+    assert rates["pseudo background that saliency calls salient"] == 0.5
+    assert rates["saliency: recall of true objects"] == pytest.approx(2 / 3)
+    assert rates["saliency: precision on true objects"] == 1.0
+    # tau: background IoU 1/3 ({2,3} vs {0,3}), foreground IoU 1/3, as the loss computes it
+    assert counts["tau"] == pytest.approx(1 / 3)
+    void = saliency_conflicts(np.full((1, 4), 255, np.uint8), saliency, truth)
+    assert void["pseudo object"] == void["pseudo background"] == 0
+    assert math.isnan(conflict_rates(void)["pseudo objects that saliency calls background"])
+
+
+def test_the_background_cue_spares_ignored_pixels():
+    pseudo = np.array([[5, 5, 255, 0]], np.uint8)
+    assert background_cue(pseudo, np.array([[0.9, 0.1, 0.1, 0.9]]), 0.5).tolist() == [[5, 0, 255, 0]]
+
+
+def test_each_run_names_its_folder_by_what_it_changes():
+    assert SegmentationTraining(saliency="none", aamr=AAMRSettings(tau_scope="batch")).slug == "none"
+    assert SegmentationTraining(saliency="aamr").slug == "aamr"
+    assert SegmentationTraining(saliency="aamr", aamr=AAMRSettings(tau_scope="batch", alpha=0.1)).slug == \
+        "aamr-alpha=0.1-tau_scope=batch"
+    assert SegmentationTraining(saliency="background_cue", aamr=AAMRSettings(saliency_threshold=0.3)).slug == \
+        "background_cue-saliency_threshold=0.3"
+
+
+def test_multiscale_flip_probabilities_sum_to_one_and_mirror_with_the_image():
+    torch.manual_seed(0)
+    model = build_segmenter("resnet18", width=4).eval()
+    image = np.random.default_rng(0).integers(0, 255, (40, 56, 3), dtype=np.uint8)
+    probabilities = segment_probabilities(model, image, scales=(0.5, 1.0), flip=True)
+    assert probabilities.shape == (21, 40, 56)
+    np.testing.assert_allclose(probabilities.sum(axis=0), 1, atol=1e-5)
+    mirrored = segment_probabilities(model, image[:, ::-1], scales=(0.5, 1.0), flip=True)
+    np.testing.assert_allclose(mirrored, probabilities[:, :, ::-1], atol=1e-5)
+    single = segment_probabilities(model, image, scales=(1.0,), flip=False)
+    assert not np.allclose(single, probabilities, atol=1e-4)

@@ -1,14 +1,22 @@
-"""Training DeepLab on pseudo labels with each use of saliency, on a tiny generated mini-VOC."""
+"""Training DeepLab on pseudo labels with each use of saliency, segmenting with it, and the offline
+saliency detector, on a tiny generated mini-VOC and a few generated scenes."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torchvision
 
+from infercam.cam import MapsSettingsError
+from infercam.minivoc import compose_saliency_scene
+from infercam.models import build_segmenter
 from infercam.saliency import make_saliency_maps
-from infercam.segmentation import SegmentationPairs, SegmentationTraining, train_segmenter
+from infercam.saliency_net import SaliencyTraining, load_or_train_saliency_net, predict_saliency
+from infercam.segmentation import (SegmentationPairs, SegmentationTraining, load_or_train_segmenter, segment_dataset,
+                                   segment_probabilities, train_segmenter)
+from infercam.training import load_backbone_weights
 from infercam.transforms import ClassificationAugment
-from infercam.voc import save_label_png
+from infercam.voc import load_label_png, save_label_png
 from tiny_data import tiny_split
 
 
@@ -60,3 +68,49 @@ def test_missing_maps_and_settings_are_named(data, tmp_path):
         train_segmenter(dataset, root / "pseudo", None, tiny(saliency="aamr"), tmp_path / "d.pth")
     with pytest.raises(ValueError, match="saliency must be one of"):
         tiny(saliency="mask")
+
+
+def test_the_aamr_run_records_its_loss_terms(data, tmp_path):
+    root, dataset = data
+    _, history = train_segmenter(dataset, root / "pseudo", root / "saliency", tiny(saliency="aamr"),
+                                 tmp_path / "deeplab.pth", progress=False)
+    assert {"ce", "bce", "tau"} <= set(history.columns)
+    assert ((history["tau"] >= 0) & (history["tau"] <= 1)).all() and (history["ce"] <= history["loss"] + 1e-6).all()
+
+
+def test_segmenting_saves_labels_with_and_without_crf_and_guards_its_folder(data, tmp_path):
+    root, dataset = data
+    settings = tiny(saliency="none")
+    model, _ = load_or_train_segmenter(dataset, root / "pseudo", None, settings, tmp_path / "deeplab.pth", progress=False)
+    names = dataset.names[:2]
+    out = segment_dataset(model, dataset, tmp_path / "val", settings.to_dict(), names, scales=(1.0,), flip=False,
+                          crf_dir=tmp_path / "val_crf", progress=False)
+    for folder in (out, tmp_path / "val_crf"):
+        label = load_label_png(folder / f"{names[0]}.png")
+        assert label.shape == dataset.load_label(names[0]).shape and label.max() <= 20
+    expected = segment_probabilities(model, dataset.load_image(names[0]), (1.0,), False).argmax(axis=0)
+    assert np.array_equal(load_label_png(out / f"{names[0]}.png"), expected)
+    with pytest.raises(MapsSettingsError, match="other settings"):
+        segment_dataset(model, dataset, out, tiny(saliency="aamr").to_dict(), names, progress=False)
+
+
+def test_the_saliency_detector_learns_from_non_voc_scenes_only(tmp_path):
+    scene, mask = compose_saliency_scene(np.random.default_rng(3), 96)
+    again, _ = compose_saliency_scene(np.random.default_rng(3), 96)
+    assert np.array_equal(scene, again) and 0 < mask.mean() < 0.9
+    settings = SaliencyTraining(width=4, epochs=2, batch_size=4, crop=64, resize_long=(64, 80), num_scenes=8,
+                                scene_size=80, mixed_precision=False, num_workers=0)
+    model, history = load_or_train_saliency_net(settings, tmp_path / "detector.pth", progress=False)
+    assert (tmp_path / "detector.pth").is_file() and np.isfinite(history["loss"]).all()
+    saliency = predict_saliency(model, scene, long_side=64)
+    assert saliency.shape == mask.shape and 0 <= saliency.min() <= saliency.max() <= 1
+    loaded, _ = load_or_train_saliency_net(settings, tmp_path / "detector.pth", progress=False)
+    assert np.allclose(predict_saliency(loaded, scene, long_side=64), saliency)
+
+
+def test_deeplab_starts_from_a_bare_imagenet_backbone(tmp_path):
+    torchvision_resnet = torchvision.models.resnet50(weights=None)
+    torch.save(torchvision_resnet.state_dict(), tmp_path / "resnet50.pth")  # torchvision's names: conv1.weight, ...
+    model = build_segmenter("resnet50")
+    assert load_backbone_weights(model, tmp_path / "resnet50.pth") == len(model.backbone.state_dict())
+    assert torch.equal(model.backbone.layer4[2].conv3.weight, torchvision_resnet.layer4[2].conv3.weight)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from infercam.cam import BaselineCAM
 from infercam.split_unite import Patch, SplitUnite, centre_of_mass, plan_patches, unite

@@ -1,0 +1,332 @@
+"""The results chapter's tables: each of the paper's tables beside what our runs measured, for every
+profile that was run, built from the runs' metrics files only (never a typed-in number but the
+paper's, from :mod:`infercam.paper`).
+
+``runs`` is ``{profile: {step: metrics file}}`` (:func:`load_runs`), each file as
+:func:`infercam.runs.write_metrics` wrote it (``{"step", "context", "metrics"}``). Every table is a
+DataFrame indexed by (row, measure), the paper's column (:data:`PAPER`) first, then one column a
+profile; a profile whose metrics lack the steps a table needs gets no column and is named with the
+reason in ``table.attrs["missing"]`` (:func:`missing_note` says it in words). Rows named ``Δ ...``
+are differences of two rows, in the paper's column as in ours (:func:`gains` collects them).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Callable
+
+import pandas as pd
+
+from infercam import paper
+from infercam.config import resolve_path
+from infercam.sbd import TRAIN_AUG_COUNT, VOC_TRAIN_COUNT
+
+PAPER = "paper (reported)"
+INDEX_NAMES = ["row", "measure"]
+RESULTS_STEP = "10_results"  # the chapter's own metrics: never read back as a result
+
+# Our names of the rows -> the paper's
+TABLE1_ROWS = {"baseline": "Baseline (psa)", "ours": "Ours"}
+TABLE2_ROWS = {"baseline": "baseline", "split_unite": "split & unite", "iterative": "iterative inference", "combined": "both"}
+TABLE3_ROWS = {"baseline": "Baseline", "ours": "Ours"}
+TABLE4_ROWS = {"baseline classifier: baseline CAM": "Baseline",
+               "baseline classifier: ours": "Ours (direct inference)",
+               "split & unite fine-tuning: ours": "Ours + split & unite re-training"}
+TABLE5_ROWS = {"none": "Ours (no saliency)", "background_cue": "saliency as a background cue",
+               "aamr": "Ours (with saliency, AAMR loss)"}
+ABLATION_GRID = "cam_methods"
+
+
+def load_runs(work_dirs: dict[str, str | os.PathLike]) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+    """({profile: {step: metrics file}}, {profile: why it was skipped}) of the profiles' work_dirs:
+    every ``<work_dir>/metrics/**/*.json`` with a ``metrics`` entry, keyed by its ``step``."""
+    runs, skipped = {}, {}
+    for profile, work_dir in work_dirs.items():
+        folder = resolve_path(work_dir) / "metrics"
+        steps = {}
+        for path in sorted(folder.rglob("*.json")) if folder.is_dir() else []:
+            payload = json.loads(path.read_text())
+            if isinstance(payload, dict) and "metrics" in payload:
+                step = payload.get("step") or path.relative_to(folder).with_suffix("").as_posix()
+                if step != RESULTS_STEP:
+                    steps[step] = payload
+        if steps:
+            runs[profile] = steps
+        else:
+            skipped[profile] = f"no metrics files in {folder}"
+    return runs, skipped
+
+
+def _assemble(runs: dict, paper_values: dict[tuple, float | None], needed: tuple[str, ...],
+              measure: Callable[[dict], dict[tuple, float]], differences: dict[str, tuple[str, str]] | None = None
+              ) -> pd.DataFrame:
+    """The table: the paper's values, then each profile's ``measure({step: metrics})`` (missing
+    cells NaN), then each ``differences`` row ``label: (minuend row, subtrahend row)``."""
+    columns, missing = {PAPER: paper_values}, {}
+    for profile, steps in runs.items():
+        absent = [step for step in needed if step not in steps]
+        values = measure({step: payload["metrics"] for step, payload in steps.items()})
+        if not values:
+            missing[profile] = f"no metrics of {', '.join(absent or needed)}"
+            continue
+        if absent:
+            missing[profile] = f"no metrics of {', '.join(absent)}: those cells are empty"
+        columns[profile] = values
+    keys = list(dict.fromkeys(key for values in columns.values() for key in values))
+    row_order = {row: i for i, row in enumerate(dict.fromkeys(row for row, _ in keys))}
+    measure_order = {name: i for i, name in enumerate(dict.fromkeys(name for _, name in keys))}
+    keys.sort(key=lambda key: (row_order[key[0]], measure_order[key[1]]))
+    table = pd.DataFrame({column: [_number(values.get(key)) for key in keys] for column, values in columns.items()},
+                         index=pd.MultiIndex.from_tuples(keys, names=INDEX_NAMES), dtype=float)
+    rows = set(table.index.get_level_values("row"))
+    for label, (minuend, subtrahend) in (differences or {}).items():
+        if not {minuend, subtrahend} <= rows:
+            continue
+        for measure_name in table.loc[minuend].index.intersection(table.loc[subtrahend].index):
+            table.loc[(label, measure_name), :] = table.loc[(minuend, measure_name)] - table.loc[(subtrahend, measure_name)]
+    table.attrs["missing"] = missing
+    return table
+
+
+def _number(value) -> float:
+    return float("nan") if value is None else float(value)
+
+
+def _paper(table: dict, measures: list[str] | None = None) -> dict[tuple, float | None]:
+    """A table of :mod:`infercam.paper` as {(row, measure): value} (None where the paper has none)."""
+    return {(row, measure): values.get(measure) for row, values in table.items() for measure in (measures or values)}
+
+
+def table1(runs: dict) -> pd.DataFrame:
+    """Table 1: mIoU (%) of the initial maps on train and val (``04_combined``) and of the pseudo
+    labels after the random walk, and after the walk and the CRF (``07_random_walk``)."""
+    measures = ["train CAM", "val CAM", "train CAM + RW"]
+    paper_values = _paper(paper.TABLE1, measures=measures)
+    for row in TABLE1_ROWS.values():
+        paper_values[row, "train CAM + RW + CRF"] = None
+
+    def measure(steps):
+        values = {}
+        for ours, row in TABLE1_ROWS.items():
+            cams = steps.get("04_combined", {}).get("table1", {}).get(ours, {})
+            walked = steps.get("07_random_walk", {}).get("table1_rw", {}).get(ours, {})
+            for name, value in (("train CAM", cams.get("train mIoU (%)")), ("val CAM", cams.get("val mIoU (%)")),
+                                ("train CAM + RW", walked.get("CAM + RW")),
+                                ("train CAM + RW + CRF", walked.get("CAM + RW + CRF"))):
+                if value is not None:
+                    values[row, name] = value
+        return values
+
+    return _assemble(runs, paper_values, ("04_combined", "07_random_walk"), measure,
+                     {"Δ ours − baseline": ("Ours", "Baseline (psa)")})
+
+
+def _ablation_miou(steps: dict, configuration: str) -> float | None:
+    """A Table 2 row's mIoU (%): from 05_ablations' table, else from the ablation run's own metrics."""
+    table = steps.get("05_ablations", {}).get("table", {})
+    if configuration in table:
+        return table[configuration].get("mIoU (%)")
+    run = steps.get(f"ablation/{ABLATION_GRID}/{configuration}")
+    return 100 * run["miou"] if run and run.get("miou") is not None else None
+
+
+def table2(runs: dict) -> pd.DataFrame:
+    """Table 2: mIoU (%) of the baseline, each module alone and both (the ablation batch of
+    ``05_ablations``; the paper on VOC train, ours on the grid's images), with each one's gain."""
+    paper_values = {(row, "mIoU (%)"): paper.TABLE2[row] for row in TABLE2_ROWS.values()}
+
+    def measure(steps):
+        values = {(row, "mIoU (%)"): _ablation_miou(steps, configuration) for configuration, row in TABLE2_ROWS.items()}
+        return {key: value for key, value in values.items() if value is not None}
+
+    base = TABLE2_ROWS["baseline"]
+    return _assemble(runs, paper_values, ("05_ablations",), measure,
+                     {f"Δ {row} − baseline": (row, base) for row in list(TABLE2_ROWS.values())[1:]})
+
+
+def table3(runs: dict) -> pd.DataFrame:
+    """Table 3: train mIoU (%) by the number of classes in the image (``04_combined``)."""
+    groups = {"1": "1 class", "2": "2 classes", "3+": "3+ classes", "total": "all"}
+
+    def measure(steps):
+        table = steps.get("04_combined", {}).get("table3", {})
+        return {(row, name): table[ours][group] for ours, row in TABLE3_ROWS.items() if ours in table
+                for group, name in groups.items() if table[ours].get(group) is not None}
+
+    paper_values = {(row, name): values[group] for row, values in paper.TABLE3.items() for group, name in groups.items()}
+    return _assemble(runs, paper_values, ("04_combined",), measure,
+                     {"Δ ours − baseline": ("Ours", "Baseline")})
+
+
+def table4(runs: dict) -> pd.DataFrame:
+    """Table 4: mIoU (%) of the baseline CAM and the combined module on re-trained classifiers
+    (``06_split_retraining``; its control, fine-tuning without patches, has no paper row)."""
+
+    def measure(steps):
+        table = steps.get("06_split_retraining", {}).get("table4", {})
+        return {(TABLE4_ROWS.get(ours, ours), split): values[f"{split} mIoU (%)"] for ours, values in table.items()
+                for split in ("train", "val") if values.get(f"{split} mIoU (%)") is not None}
+
+    return _assemble(runs, _paper(paper.TABLE4), ("06_split_retraining",), measure,
+                     {"Δ re-training − direct inference": ("Ours + split & unite re-training", "Ours (direct inference)")})
+
+
+def table5(runs: dict) -> pd.DataFrame:
+    """Table 5: mIoU (%) of the segmentation network trained on the pseudo labels, on val, with and
+    without the CRF, per use of saliency (``08_segmentation``: ``table5``); the paper's val and test
+    numbers are after its CRF post-processing."""
+    paper_values = {}
+    for row, values in paper.TABLE5.items():
+        paper_values.update({(row, "val (CRF)"): values["val"], (row, "val (no CRF)"): None, (row, "test"): values["test"]})
+
+    def measure(steps):
+        table = steps.get("08_segmentation", {}).get("table5", {})
+        return {(TABLE5_ROWS.get(variant, variant), f"val ({crf})"): value for variant, values in table.items()
+                for crf, value in (("CRF", values.get("CRF")), ("no CRF", values.get("no CRF"))) if value is not None}
+
+    return _assemble(runs, paper_values, ("08_segmentation",), measure,
+                     {"Δ AAMR − no saliency": (TABLE5_ROWS["aamr"], TABLE5_ROWS["none"])})
+
+
+def recall(runs: dict) -> pd.DataFrame:
+    """Section 3.1: the share (%) of ground-truth object pixels of train where the baseline CAM is
+    positive, with psa's protocol and with one forward, beside the background it also covers
+    (``01_baseline_cam``). The paper does not say which inference its 84% comes from."""
+    inferences = {"scales × flips": ("cams", "train"), "one forward": ("cams_single_scale", "train")}
+    paper_values = {}
+    for inference in inferences:
+        paper_values.update({(inference, "object pixels with CAM > 0 (%)"): 100 * paper.CAM_POSITIVE_RECALL,
+                             (inference, "background pixels with CAM > 0 (%)"): None})
+
+    def measure(steps):
+        values = {}
+        for inference, (key, split) in inferences.items():
+            summary = steps.get("01_baseline_cam", {}).get(key, {}).get(split, {})
+            for name, field in (("object pixels with CAM > 0 (%)", "recall_cam_positive"),
+                                ("background pixels with CAM > 0 (%)", "background_share_cam_positive")):
+                if summary.get(field) is not None:
+                    values[inference, name] = 100 * summary[field]
+        return values
+
+    return _assemble(runs, paper_values, ("01_baseline_cam",), measure)
+
+
+def cost(runs: dict) -> pd.DataFrame:
+    """Section 4.5: the response maps' cost (``09_computation_time``), beside the paper's 13 and 40
+    minutes for VOC train and its 6 hours of classifier re-training, on its GPU."""
+    minutes, train, train_aug = paper.CAM_MINUTES, VOC_TRAIN_COUNT, TRAIN_AUG_COUNT
+    paper_values = {("baseline CAM", "min for VOC train"): minutes["baseline"],
+                    ("ours (combined)", "min for VOC train"): minutes["ours"],
+                    ("ours (combined)", "× baseline"): minutes["ours"] / minutes["baseline"],
+                    ("ours (combined)", "extra h for VOC train_aug"): (minutes["ours"] - minutes["baseline"]) / train * train_aug / 60,
+                    ("classifier training", "h for VOC train_aug"): paper.CLASSIFIER_RETRAINING_HOURS}
+
+    def measure(steps):
+        summary = steps.get("09_computation_time", {}).get("summary", {})
+        values = {("baseline CAM", "min for VOC train"): summary.get("baseline_minutes_voc_train"),
+                  ("ours (combined)", "min for VOC train"): summary.get("ours_minutes_voc_train"),
+                  ("ours (combined)", "× baseline"): summary.get("ours_over_baseline"),
+                  ("ours (combined)", "extra h for VOC train_aug"): summary.get("extra_hours_voc_train_aug"),
+                  ("classifier training", "h for VOC train_aug"): summary.get("classifier_training_hours_voc_train_aug")}
+        return {key: value for key, value in values.items() if value is not None}
+
+    return _assemble(runs, paper_values, ("09_computation_time",), measure)
+
+
+TABLES = {"Table 1": table1, "Table 2": table2, "Table 3": table3, "Table 4": table4, "Table 5": table5,
+          "CAM > 0 recall (sec. 3.1)": recall, "Computation time (sec. 4.5)": cost}
+
+
+def gains(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The ``Δ`` rows of every table with a number in some column, indexed by (table, row, measure):
+    the paper's effects and ours."""
+    parts = {name: table[table.index.get_level_values("row").str.startswith("Δ")].dropna(how="all")
+             for name, table in tables.items()}
+    parts = {name: part for name, part in parts.items() if len(part)}
+    if not parts:
+        return pd.DataFrame(columns=[PAPER], index=pd.MultiIndex.from_tuples([], names=["table", *INDEX_NAMES]))
+    return pd.concat(parts, names=["table"])
+
+
+def provenance(runs: dict) -> pd.DataFrame:
+    """Which run made each metrics file: (profile, step) -> date, profile, seed, device, versions,
+    git commit. The ablation batch's runs are one row per grid: its latest run, and how many."""
+    rows = {}
+    for profile, steps in runs.items():
+        batches: dict[str, list[dict]] = {}
+        for step, payload in steps.items():
+            if step.startswith("ablation/"):
+                batches.setdefault(step.rsplit("/", 1)[0], []).append(payload)
+            else:
+                rows[profile, step] = _context_row(payload)
+        for batch, payloads in batches.items():
+            latest = max(payloads, key=lambda payload: payload.get("context", {}).get("date") or "")
+            rows[profile, f"{batch} ({len(payloads)} runs, latest)"] = _context_row(latest)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if len(table):
+        table.index = pd.MultiIndex.from_tuples(table.index, names=["profile", "step"])
+        table = table.sort_index()
+    return table
+
+
+def _context_row(payload: dict) -> dict:
+    context = payload.get("context", {})
+    versions = context.get("versions", {})
+    return {"date": context.get("date"), "profile": context.get("profile"), "seed": context.get("seed"),
+            "device": context.get("device"), "device name": context.get("device_name"),
+            "git commit": context.get("git_commit"), **{name: versions.get(name) for name in sorted(versions)}}
+
+
+def sample_sizes(runs: dict) -> pd.DataFrame:
+    """How many images each profile's numbers rest on (rows: what; columns: profiles). Table 4's
+    counts are those asked for, capped by the split's size where ``00_minivoc`` recorded it."""
+    def images(steps):
+        combined = steps.get("04_combined", {}).get("images", {})
+        ablation = steps.get("05_ablations", {})
+        retraining = steps.get("06_split_retraining", {}).get("images", {})
+        walk = steps.get("07_random_walk", {}).get("images", {})
+        splits = steps.get("00_minivoc", {}).get("splits", {})
+
+        def capped(split):
+            asked = retraining.get(split)
+            return min(asked, splits[split]) if asked is not None and split in splits else asked
+
+        return {"Table 1, 3: train images": combined.get("train"), "Table 1: val images": combined.get("val"),
+                "Table 1: train images after the walk": walk.get("evaluated"),
+                f"Table 2: {ablation.get('parameters', {}).get('evaluation_split', '?')} images":
+                    ablation.get("table", {}).get("baseline", {}).get("images"),
+                "Table 4: train images": capped("train"), "Table 4: val images": capped("val"),
+                "sec. 4.5: train images timed": steps.get("09_computation_time", {}).get("images")}
+
+    return pd.DataFrame({profile: images({step: p["metrics"] for step, p in steps.items()})
+                         for profile, steps in runs.items()}, dtype=float)
+
+
+def missing_note(table: pd.DataFrame) -> str:
+    """Markdown naming the profiles a table could not show (or show whole), and why."""
+    missing = table.attrs.get("missing", {})
+    if not missing:
+        return ""
+    return "Not measured: " + "; ".join(f"**{profile}**: {why}" for profile, why in missing.items()) + "."
+
+
+def to_json(table: pd.DataFrame) -> dict:
+    """``{"columns", "rows": {row: {measure: {column: value or None}}}, "missing"}`` for a metrics file."""
+    rows: dict[str, dict] = {}
+    for (row, measure), values in table.iterrows():
+        rows.setdefault(row, {})[measure] = {column: None if value is None or (isinstance(value, float) and math.isnan(value))
+                                             else value for column, value in values.items()}
+    return {"columns": list(table.columns), "rows": rows, "missing": table.attrs.get("missing", {})}
+
+
+def agreement(gains_table: pd.DataFrame) -> pd.DataFrame:
+    """Per profile: how many of the paper's effects (the ``Δ`` rows with a number in both columns)
+    it measured, how many went the paper's way (same sign), and the mean of ours − the paper's."""
+    rows = {}
+    for profile in gains_table.columns.drop(PAPER):
+        both = gains_table[[PAPER, profile]].dropna()
+        rows[profile] = {"effects measured": len(both),
+                         "same direction as the paper": int((both[PAPER] * both[profile] > 0).sum()),
+                         "mean of ours − paper (points)": (both[profile] - both[PAPER]).mean() if len(both) else float("nan")}
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -1,0 +1,188 @@
+"""The results chapter's tables, on small fake metrics files: the paper's column holds the paper's
+numbers, each profile's column what its metrics files say, and a profile that lacks them is named."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from infercam import paper, results
+from infercam.runs import write_metrics
+
+CONTEXT = {"date": "2026-01-02T03:04:05+00:00", "profile": "cpu", "seed": 0, "device": "cpu", "device_name": "x86_64",
+           "versions": {"torch": "2.0", "python": "3.11"}, "git_commit": "abc1234"}
+
+
+def payload(step: str, metrics: dict, **context) -> dict:
+    return {"step": step, "context": {**CONTEXT, **context}, "metrics": metrics}
+
+
+def combined(baseline_train=40.0, ours_train=45.0, baseline_val=38.0, ours_val=41.0) -> dict:
+    return payload("04_combined", {
+        "images": {"train": 300, "val": 200},
+        "table1": {"baseline": {"train mIoU (%)": baseline_train, "val mIoU (%)": baseline_val},
+                   "ours": {"train mIoU (%)": ours_train, "val mIoU (%)": ours_val}},
+        "table3": {"baseline": {"1": 50.0, "2": 40.0, "3+": 30.0, "total": baseline_train},
+                   "ours": {"1": 52.0, "2": 39.0, "3+": 35.0, "total": ours_train}}})
+
+
+def random_walk() -> dict:
+    return payload("07_random_walk", {"images": {"affinity_labels": 10, "evaluated": 5},
+                                      "table1_rw": {"baseline": {"CAM + RW": 50.0, "CAM + RW + CRF": 51.0},
+                                                    "ours": {"CAM + RW": 55.5, "CAM + RW + CRF": 57.0}}})
+
+
+def value(table, row, measure, column):
+    return table.loc[(row, measure), column]
+
+
+def test_table1_puts_the_papers_numbers_beside_each_profiles():
+    runs = {"cpu": {"04_combined": combined(), "07_random_walk": random_walk()}}
+    table = results.table1(runs)
+    assert list(table.columns) == [results.PAPER, "cpu"]
+    assert value(table, "Ours", "train CAM", results.PAPER) == paper.TABLE1["Ours"]["train CAM"]
+    assert value(table, "Baseline (psa)", "train CAM + RW", results.PAPER) == paper.TABLE1["Baseline (psa)"]["train CAM + RW"]
+    assert value(table, "Ours", "train CAM", "cpu") == 45.0
+    assert value(table, "Ours", "val CAM", "cpu") == 41.0
+    assert value(table, "Ours", "train CAM + RW", "cpu") == 55.5
+    assert value(table, "Baseline (psa)", "train CAM + RW + CRF", "cpu") == 51.0
+    # the difference row, in the paper's column as in ours
+    assert value(table, "Δ ours − baseline", "train CAM", "cpu") == pytest.approx(5.0)
+    assert value(table, "Δ ours − baseline", "train CAM + RW", "cpu") == pytest.approx(5.5)
+    assert value(table, "Δ ours − baseline", "val CAM", results.PAPER) == pytest.approx(
+        paper.TABLE1["Ours"]["val CAM"] - paper.TABLE1["Baseline (psa)"]["val CAM"])
+    # rows the paper has and we do not measure stay, empty on our side
+    assert value(table, "SC-CAM", "train CAM", results.PAPER) == paper.TABLE1["SC-CAM"]["train CAM"]
+    assert math.isnan(value(table, "SC-CAM", "train CAM", "cpu"))
+    assert table.attrs["missing"] == {}
+
+
+def test_a_profile_without_the_steps_is_skipped_and_named():
+    runs = {"cpu": {"04_combined": combined()}, "smoke": {"00_minivoc": payload("00_minivoc", {})}}
+    table = results.table3(runs)
+    assert "smoke" not in table.columns
+    assert "04_combined" in table.attrs["missing"]["smoke"]
+    note = results.missing_note(table)
+    assert "smoke" in note and "04_combined" in note and "cpu" not in note
+    assert value(table, "Ours", "3+ classes", "cpu") == 35.0
+    assert value(table, "Δ ours − baseline", "3+ classes", "cpu") == pytest.approx(5.0)
+    assert value(table, "Baseline", "1 class", results.PAPER) == paper.TABLE3["Baseline"]["1"]
+
+
+def test_a_profile_with_some_of_the_steps_keeps_its_column_and_says_what_is_empty():
+    runs = {"cpu": {"04_combined": combined()}}  # no 07_random_walk: no CAM + RW
+    table = results.table1(runs)
+    assert value(table, "Ours", "train CAM", "cpu") == 45.0
+    assert math.isnan(value(table, "Ours", "train CAM + RW", "cpu"))
+    assert "07_random_walk" in table.attrs["missing"]["cpu"]
+
+
+def test_table5_when_no_profile_has_segmentation_is_the_papers_alone():
+    table = results.table5({"cpu": {"04_combined": combined()}})
+    assert list(table.columns) == [results.PAPER]
+    assert value(table, "Ours (with saliency, AAMR loss)", "val (CRF)", results.PAPER) == \
+        paper.TABLE5["Ours (with saliency, AAMR loss)"]["val"]
+    assert "08_segmentation" in table.attrs["missing"]["cpu"]
+
+
+def test_table5_reads_the_segmentation_metrics():
+    segmentation = payload("08_segmentation", {"table5": {"none": {"no CRF": 30.0, "CRF": 32.0},
+                                                          "background_cue": {"no CRF": 31.0, "CRF": 33.0},
+                                                          "aamr": {"no CRF": 34.0, "CRF": 36.5}}})
+    table = results.table5({"paper": {"08_segmentation": segmentation}})
+    assert value(table, "Ours (with saliency, AAMR loss)", "val (CRF)", "paper") == 36.5
+    assert value(table, "Ours (no saliency)", "val (no CRF)", "paper") == 30.0
+    assert value(table, "saliency as a background cue", "val (CRF)", "paper") == 33.0
+    assert value(table, "Δ AAMR − no saliency", "val (CRF)", "paper") == pytest.approx(4.5)
+    assert math.isnan(value(table, "Ours (no saliency)", "test", "paper"))  # the test set is not scored here
+
+
+def test_table2_reads_the_ablation_table_or_else_the_ablation_runs():
+    from_table = payload("05_ablations", {"table": {name: {"mIoU (%)": miou} for name, miou in
+                                                    {"baseline": 40.0, "split_unite": 41.0, "iterative": 42.0,
+                                                     "combined": 43.0}.items()}})
+    from_runs = {f"ablation/cam_methods/{name}": payload(f"ablation/cam_methods/{name}", {"miou": miou})
+                 for name, miou in {"baseline": 0.30, "split_unite": 0.29, "iterative": 0.31, "combined": 0.305}.items()}
+    table = results.table2({"cpu": {"05_ablations": from_table}, "smoke": from_runs})
+    assert value(table, "both", "mIoU (%)", "cpu") == 43.0
+    assert value(table, "both", "mIoU (%)", "smoke") == pytest.approx(30.5)
+    assert value(table, "Δ split & unite − baseline", "mIoU (%)", "smoke") == pytest.approx(-1.0)
+    assert value(table, "Δ both − baseline", "mIoU (%)", results.PAPER) == pytest.approx(
+        paper.TABLE2["both"] - paper.TABLE2["baseline"])
+
+
+def test_recall_is_in_percent_beside_the_papers_84():
+    baseline = payload("01_baseline_cam", {
+        "cams": {"train": {"recall_cam_positive": 0.9, "background_share_cam_positive": 0.5}},
+        "cams_single_scale": {"train": {"recall_cam_positive": 0.8, "background_share_cam_positive": 0.3}}})
+    table = results.recall({"cpu": {"01_baseline_cam": baseline}})
+    assert value(table, "scales × flips", "object pixels with CAM > 0 (%)", "cpu") == pytest.approx(90.0)
+    assert value(table, "one forward", "background pixels with CAM > 0 (%)", "cpu") == pytest.approx(30.0)
+    assert value(table, "one forward", "object pixels with CAM > 0 (%)", results.PAPER) == pytest.approx(
+        100 * paper.CAM_POSITIVE_RECALL)
+
+
+def test_cost_puts_the_papers_minutes_and_ratio_beside_the_timing_run():
+    timing = payload("09_computation_time", {"images": 20, "summary": {
+        "baseline_minutes_voc_train": 5.0, "ours_minutes_voc_train": 12.5, "ours_over_baseline": 2.5,
+        "extra_hours_voc_train_aug": 0.9, "classifier_training_hours_voc_train_aug": None}})
+    table = results.cost({"cpu": {"09_computation_time": timing}})
+    assert value(table, "ours (combined)", "× baseline", results.PAPER) == pytest.approx(
+        paper.CAM_MINUTES["ours"] / paper.CAM_MINUTES["baseline"])
+    assert value(table, "baseline CAM", "min for VOC train", results.PAPER) == paper.CAM_MINUTES["baseline"]
+    assert value(table, "classifier training", "h for VOC train_aug", results.PAPER) == paper.CLASSIFIER_RETRAINING_HOURS
+    assert value(table, "ours (combined)", "× baseline", "cpu") == 2.5
+    assert math.isnan(value(table, "classifier training", "h for VOC train_aug", "cpu"))  # loaded, not trained
+
+
+def test_gains_and_agreement_count_the_effects_that_go_the_papers_way():
+    # ours: +5 train, +3 val, +5.5 after the walk (all the paper's way); smoke: the combined module loses on train
+    runs = {"cpu": {"04_combined": combined(), "07_random_walk": random_walk()},
+            "smoke": {"04_combined": combined(baseline_train=40.0, ours_train=35.0)}}
+    tables = {"Table 1": results.table1(runs)}
+    effects = results.gains(tables)
+    assert set(effects.index.get_level_values("row")) == {"Δ ours − baseline"}
+    agreement = results.agreement(effects)
+    assert agreement.loc["cpu", "effects measured"] == 3
+    assert agreement.loc["cpu", "same direction as the paper"] == 3
+    assert agreement.loc["smoke", "effects measured"] == 2  # no walk: train and val CAM only
+    assert agreement.loc["smoke", "same direction as the paper"] == 1  # val +3 yes, train −5 no
+    paper_gain = paper.TABLE1["Ours"]["train CAM"] - paper.TABLE1["Baseline (psa)"]["train CAM"]
+    assert agreement.loc["cpu", "mean of ours − paper (points)"] == pytest.approx(
+        ((5.0 - paper_gain) + (3.0 - 3.9) + (5.5 - 6.1)) / 3)
+
+
+def test_load_runs_reads_the_metrics_files_and_names_the_missing_profiles(tmp_path):
+    cpu = tmp_path / "cpu"
+    write_metrics(cpu, "04_combined", combined()["metrics"], CONTEXT)
+    write_metrics(cpu, "ablation/cam_methods/baseline", {"miou": 0.3}, CONTEXT)
+    write_metrics(cpu, results.RESULTS_STEP, {"tables": {}}, CONTEXT)  # the chapter's own output is not a result
+    (cpu / "metrics" / "ablation" / "cam_methods" / "baseline.parameters.json").write_text(json.dumps({"seed": 0}))
+    runs, skipped = results.load_runs({"cpu": cpu, "paper": tmp_path / "paper"})
+    assert set(runs) == {"cpu"}
+    assert set(runs["cpu"]) == {"04_combined", "ablation/cam_methods/baseline"}
+    assert runs["cpu"]["04_combined"]["metrics"]["table1"]["ours"]["train mIoU (%)"] == 45.0
+    assert "paper" in skipped and str(tmp_path / "paper") in skipped["paper"]
+
+
+def test_provenance_shows_each_runs_context_and_one_row_per_ablation_batch():
+    runs = {"cpu": {"04_combined": combined(),
+                    "ablation/cam_methods/a": payload("ablation/cam_methods/a", {}, date="2026-01-01T00:00:00+00:00"),
+                    "ablation/cam_methods/b": payload("ablation/cam_methods/b", {}, date="2026-01-05T00:00:00+00:00",
+                                                      git_commit="def5678")}}
+    table = results.provenance(runs)
+    assert table.loc[("cpu", "04_combined"), "git commit"] == "abc1234"
+    assert table.loc[("cpu", "04_combined"), "torch"] == "2.0"
+    assert table.loc[("cpu", "ablation/cam_methods (2 runs, latest)"), "git commit"] == "def5678"
+    assert len(table) == 2
+
+
+def test_to_json_is_nested_and_has_no_nan():
+    table = results.table1({"cpu": {"04_combined": combined()}})
+    data = results.to_json(table)
+    assert data["columns"] == [results.PAPER, "cpu"]
+    assert data["rows"]["Ours"]["train CAM"] == {results.PAPER: paper.TABLE1["Ours"]["train CAM"], "cpu": 45.0}
+    assert data["rows"]["Ours"]["train CAM + RW"]["cpu"] is None
+    assert "07_random_walk" in data["missing"]["cpu"]
+    json.dumps(data, allow_nan=False)  # valid JSON: no NaN
