@@ -330,3 +330,31 @@ def agreement(gains_table: pd.DataFrame) -> pd.DataFrame:
                          "same direction as the paper": int((both[PAPER] * both[profile] > 0).sum()),
                          "mean of ours − paper (points)": (both[profile] - both[PAPER]).mean() if len(both) else float("nan")}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def choices_against_rules(ablation: dict) -> pd.DataFrame:
+    """The ablation batch's rows that change one of the paper's rules (an official-code choice or an
+    alternative), each beside the row of the same module with the paper's rules: mIoU (%) and
+    the difference. ``ablation``: ``05_ablations``'s ``table`` (configuration -> its row)."""
+    table = pd.DataFrame.from_dict(ablation, orient="index")
+    by_maps = table.set_index("maps")["mIoU (%)"]
+    rows = {}
+    for name, row in table.iterrows():
+        kind = row["maps"].split("-")[0]
+        if row["maps"] == kind or kind not in by_maps:  # a row with the paper's rules itself
+            continue
+        rows[name] = {"choice": row["description"], "the paper's rules": kind, "paper's rules (%)": by_maps[kind],
+                      "this choice (%)": row["mIoU (%)"], "Δ (points)": row["mIoU (%)"] - by_maps[kind],
+                      "× time": row.get("× time"), "images": row["images"]}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("configuration")
+
+
+def aamr_choices(segmentation: dict) -> pd.DataFrame:
+    """``08_segmentation``'s open choices of the AAMR loss beside the run with ours: val mIoU (%)
+    with and without the CRF, and the differences."""
+    ours = segmentation.get("table5", {}).get("aamr")
+    rows = {}
+    for name, values in segmentation.get("aamr_alternatives", {}).items():
+        rows[name.removeprefix("aamr-")] = {**{f"{crf} (%)": values[crf] for crf in ("no CRF", "CRF")},
+                                            **({f"Δ {crf}": values[crf] - ours[crf] for crf in ("no CRF", "CRF")} if ours else {})}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("choice changed")

@@ -186,3 +186,25 @@ def test_to_json_is_nested_and_has_no_nan():
     assert data["rows"]["Ours"]["train CAM + RW"]["cpu"] is None
     assert "07_random_walk" in data["missing"]["cpu"]
     json.dumps(data, allow_nan=False)  # valid JSON: no NaN
+
+
+def test_each_changed_choice_is_compared_with_its_modules_paper_rules():
+    ablation = {"baseline": {"maps": "baseline", "description": "b", "mIoU (%)": 47.0, "images": 10, "× time": 1.0},
+                "iterative": {"maps": "iterative", "description": "i", "mIoU (%)": 48.0, "images": 10, "× time": 3.0},
+                "stop": {"maps": "iterative-stop_fraction=0.02", "description": "stop 2%", "mIoU (%)": 47.5,
+                         "images": 10, "× time": 2.8},
+                "orphan": {"maps": "split_unite-buffer=10", "description": "no rule row", "mIoU (%)": 40.0,
+                           "images": 10, "× time": 2.0}}
+    table = results.choices_against_rules(ablation)
+    assert list(table.index) == ["stop"]  # rows with the paper's rules, and changes without their rule row, are not listed
+    assert table.loc["stop", "the paper's rules"] == "iterative"
+    assert table.loc["stop", "Δ (points)"] == pytest.approx(-0.5)
+
+
+def test_aamr_choices_are_differences_to_the_aamr_run():
+    metrics = {"table5": {"aamr": {"no CRF": 30.0, "CRF": 31.0}},
+               "aamr_alternatives": {"aamr-tau_scope=batch": {"no CRF": 29.0, "CRF": 32.5}}}
+    table = results.aamr_choices(metrics)
+    assert table.loc["tau_scope=batch", "Δ CRF"] == pytest.approx(1.5)
+    assert table.loc["tau_scope=batch", "Δ no CRF"] == pytest.approx(-1.0)
+    assert results.aamr_choices({"table5": {}}).empty
