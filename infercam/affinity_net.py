@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from infercam.affinity import (FEATURE_STRIDE, affinity_labels, affinity_loss, pair_indices, pair_labels,
                                voc_labels_of, walk_scores)
-from infercam.cam import claim_folder, load_cams, normalise
+from infercam.cam import claim_folder, load_cams, normalise, to_tensor
 from infercam.config import autocast, resolve_path
 from infercam.crf import PSA_CRF, CRFSettings, save_label_maps
 from infercam.models import build_affinity_net
@@ -124,7 +124,7 @@ def load_or_train_affinity_net(dataset, label_dir, settings: AffinityTraining, c
 def image_affinities(model: nn.Module, image: np.ndarray, radius: int = 5, device="cpu", mixed_precision: bool = False):
     """(affinities (P,), first, second, feature grid shape) of one whole image."""
     model.eval()
-    x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device))
+    x = to_tensor(image, device)[None]
     with autocast(torch.device(device), mixed_precision):
         features = model.features(x)
     grid = tuple(features.shape[2:])

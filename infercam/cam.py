@@ -42,9 +42,10 @@ def normalise(batch: torch.Tensor) -> torch.Tensor:
     return (batch.float() / 255.0 - mean) / std
 
 
-def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """(H, W, 3) uint8 RGB -> (3, H, W) float32, normalised with ImageNet's mean and std."""
-    return normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None])[0]
+def to_tensor(image: np.ndarray, device="cpu") -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (3, H, W) float32 on ``device``, normalised with ImageNet's mean and
+    std (there: the uint8 image is what travels)."""
+    return normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device))[0]
 
 
 @torch.no_grad()

@@ -15,6 +15,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from infercam.cam import claim_folder
+from infercam.config import resolve_path
+from infercam.voc import save_label_png
+
 
 @dataclass(frozen=True)
 class CRFSettings:
@@ -62,10 +66,6 @@ def save_label_maps(dataset, names: list[str], scores_of, out_dir: str | os.Path
     the same scores refined by the dense CRF there too (normalised to sum to 1 per pixel first).
     Each folder is claimed with ``record`` (and its CRF settings), so maps of other settings are
     never mixed in; images already in every folder are skipped, so an interrupted run continues."""
-    from infercam.cam import claim_folder
-    from infercam.config import resolve_path
-    from infercam.voc import save_label_png
-
     outputs = {None: resolve_path(out_dir)}
     if crf_dir is not None:
         outputs[crf] = resolve_path(crf_dir)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from infercam.cam import normalise
+from infercam.cam import normalise, to_tensor
 from infercam.config import autocast
 from infercam.minivoc import compose_saliency_scene
 from infercam.models import build_segmenter
@@ -103,7 +103,7 @@ def predict_saliency(model: nn.Module, image: np.ndarray, long_side: int = 192, 
     at ``long_side`` px (the training scenes' size) and upsampled back."""
     device = torch.device(device)
     model.eval()
-    x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device))
+    x = to_tensor(image, device)[None]
     scale = long_side / max(image.shape[:2])
     with autocast(device, mixed_precision):
         logits = model(F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False))

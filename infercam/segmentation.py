@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from infercam.aamr import AAMRSettings, aamr_loss
-from infercam.cam import normalise
+from infercam.cam import normalise, to_tensor
 from infercam.config import autocast
 from infercam.crf import DEEPLAB_CRF, CRFSettings, save_label_maps
 from infercam.models import build_segmenter
@@ -158,7 +158,7 @@ def segment_probabilities(model: nn.Module, image: np.ndarray, scales=(1.0,), fl
     each scale, and of the mirrored image mirrored back, upsampled to the image and averaged."""
     device = torch.device(device)
     model.eval()
-    x = normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device))
+    x = to_tensor(image, device)[None]
     total = 0
     for scale in scales:
         scaled = x if scale == 1 else F.interpolate(x, scale_factor=scale, mode="bilinear", align_corners=False)
