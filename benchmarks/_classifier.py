@@ -7,7 +7,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The classifier of notebooks/01_baseline_cam.ipynb in the offline profiles, when no checkpoint exists.
-DEFAULT_ARCHITECTURE = {"backbone": "resnet18", "width": 32}
+DEFAULT_ARCHITECTURE = {"backbone": "resnet18", "width": 16}
 
 
 def benchmark_classifier(settings: dict, device):

@@ -46,7 +46,7 @@ def measure(profile: str, images: int, batch_size: int, device: str, scales: lis
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
         infer_cams(model, dataset, out, scales=scales, device=device, batch_size=batch_size,
-                   mixed_precision=True, progress=False)
+                   mixed_precision="auto", progress=False)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = time.perf_counter() - started

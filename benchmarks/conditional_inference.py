@@ -50,7 +50,7 @@ def main(argv=None) -> int:
     names = dataset.names[:args.images]
     images = [dataset.load_image(name) for name in names]
     class_ids = [np.flatnonzero(dataset.cls_labels[dataset.names.index(name)]) for name in names]
-    protocol = dict(scales=scales, flip=True, device=device, mixed_precision=True)
+    protocol = dict(scales=scales, flip=True, device=device, mixed_precision="auto")
     batched = f"iterative, batched ({args.batch_size} images)"
     methods = {label: MethodSettings(**changes) for label, changes in {**METHODS, batched: METHODS["iterative"]}.items()}
     table, _, _ = time_cam_methods(model, images, class_ids, methods, protocol, batch_sizes={batched: args.batch_size},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +57,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device, enabled: bool = True):
-    """bfloat16 autocast on the CPU or the GPU (no loss scaling needed, unlike float16); a no-op when
-    ``enabled`` is false. On CPUs with bfloat16 units (AVX-512 BF16, AMX) convolutions run about
-    twice as fast; where the CPU lacks them, pass ``enabled=False``."""
+def cpu_computes_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has bfloat16 units (AVX-512 BF16 or AMX), read from its flags (Linux).
+    Elsewhere oneDNN emulates bfloat16: measured here on an AVX2-only AMD EPYC, bfloat16 autocast
+    made a ResNet-18 forward 46x and a training step 13x slower than float32."""
+    try:
+        flags = Path(cpuinfo).read_text()
+    except OSError:
+        return False
+    return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def resolve_mixed_precision(setting: bool | str, device) -> bool:
+    """``"auto"``: bfloat16 autocast where the device computes bfloat16 natively (a GPU that
+    supports it, a CPU with bfloat16 units), float32 elsewhere; True or False force it."""
+    if isinstance(setting, bool):
+        return setting
+    if setting != "auto":
+        raise ValueError(f"mixed_precision must be True, False or 'auto', not {setting!r}")
     import torch
 
     device = torch.device(device)
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_computes_bfloat16()
+
+
+def autocast(device, enabled: bool | str = "auto"):
+    """bfloat16 autocast on the CPU or the GPU (no loss scaling needed, unlike float16); a no-op when
+    ``enabled`` is false. ``"auto"`` turns it on only where the device computes bfloat16 natively
+    (:func:`resolve_mixed_precision`): on CPUs with bfloat16 units (AVX-512 BF16, AMX) convolutions
+    run about twice as fast, on the others many times slower."""
+    import torch
+
+    device = torch.device(device)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=resolve_mixed_precision(enabled, device))

@@ -193,7 +193,7 @@ def recall(runs: dict) -> pd.DataFrame:
     """Section 3.1: the share (%) of ground-truth object pixels of train where the baseline CAM is
     positive, with psa's protocol and with one forward, beside the background it also covers
     (``01_baseline_cam``). The paper does not say which inference its 84% comes from."""
-    inferences = {"scales × flips": ("cams", "train"), "one forward": ("cams_single_scale", "train")}
+    inferences = {"the CAM protocol": ("cams", "train"), "one forward": ("cams_single_scale", "train")}
     paper_values = {}
     for inference in inferences:
         paper_values.update({(inference, "object pixels with CAM > 0 (%)"): 100 * paper.CAM_POSITIVE_RECALL,

@@ -48,7 +48,7 @@ class TrainingSettings:
     bias_lr_multiplier: float = 2.0
     poly_power: float = 0.9
     warmup_steps: int = 0
-    mixed_precision: bool = True
+    mixed_precision: bool | str = "auto"
     num_workers: int = 1
     seed: int = 0
     initial_weights: str = ""  # a checkpoint (or bare state dict) to start from instead of random weights
@@ -310,7 +310,7 @@ def load_or_train_classifier(dataset, settings: ClassifierTraining, checkpoint: 
 
 
 @torch.no_grad()
-def predict_scores(model: nn.Module, dataset, device: torch.device | str = "cpu", mixed_precision: bool = True,
+def predict_scores(model: nn.Module, dataset, device: torch.device | str = "cpu", mixed_precision: bool | str = "auto",
                    progress: bool = True) -> np.ndarray:
     """Sigmoid class scores (N, 20) of every whole image of ``dataset`` (one image per forward:
     VOC's images differ in size)."""

@@ -117,7 +117,7 @@ def test_recall_is_in_percent_beside_the_papers_84():
         "cams": {"train": {"recall_cam_positive": 0.9, "background_share_cam_positive": 0.5}},
         "cams_single_scale": {"train": {"recall_cam_positive": 0.8, "background_share_cam_positive": 0.3}}})
     table = results.recall({"cpu": {"01_baseline_cam": baseline}})
-    assert value(table, "scales × flips", "object pixels with CAM > 0 (%)", "cpu") == pytest.approx(90.0)
+    assert value(table, "the CAM protocol", "object pixels with CAM > 0 (%)", "cpu") == pytest.approx(90.0)
     assert value(table, "one forward", "background pixels with CAM > 0 (%)", "cpu") == pytest.approx(30.0)
     assert value(table, "one forward", "object pixels with CAM > 0 (%)", results.PAPER) == pytest.approx(
         100 * paper.CAM_POSITIVE_RECALL)
