@@ -102,6 +102,17 @@ def _read_timings(output_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {"notebooks": {}}
 
 
+def notebook_times(output_dir: str | os.PathLike):
+    """Each notebook's wall time as the runner last recorded it in ``<output_dir>/timings.json``
+    (a DataFrame indexed by notebook: seconds, minutes, status, finished; empty when none ran)."""
+    import pandas as pd
+
+    entries = _read_timings(Path(output_dir))["notebooks"]
+    table = pd.DataFrame.from_dict(entries, orient="index", columns=["seconds", "status", "finished"]).sort_index()
+    table.insert(1, "minutes", table["seconds"] / 60)
+    return table.rename_axis("notebook")
+
+
 def _write_timings(output_dir: Path, timings: dict) -> None:
     # Atomic, so an interrupted run never leaves half a file.
     with tempfile.NamedTemporaryFile("w", dir=output_dir, suffix=".tmp", delete=False) as handle:
@@ -260,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
     except (NotebookFailed, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    times = notebook_times(output_dir)
+    print(times[["seconds", "minutes", "status"]].round(1).to_string())
     print(f"all done in {time.perf_counter() - start:.1f} s; timings in {_shown(output_dir / TIMINGS_FILE)}")
     return 0
 

@@ -10,8 +10,8 @@ import nbformat
 import pytest
 
 from infercam.config import load_profile
-from infercam.notebooks import (NOTEBOOKS_DIR, NotebookFailed, list_notebooks, notebook_defaults, run_notebooks,
-                                stage_book)
+from infercam.notebooks import (NOTEBOOKS_DIR, NotebookFailed, list_notebooks, notebook_defaults, notebook_times,
+                                run_notebooks, stage_book)
 from infercam.runs import metrics_path
 
 PARAMETERS = {"profile", "data_root", "work_dir", "device", "seed"}
@@ -145,3 +145,13 @@ def test_progress_bars_keep_their_last_state_only(tmp_path):
     collapse_streams(path)
     outputs = nbformat.read(path, as_version=4).cells[0].outputs
     assert [(o.name, o.text) for o in outputs] == [("stderr", "p:100%|\n"), ("stdout", "result\n")]
+
+
+def test_notebook_times_reads_the_runners_timings(tmp_path):
+    assert notebook_times(tmp_path).empty  # nothing ran yet
+    (tmp_path / "timings.json").write_text(json.dumps({"notebooks": {
+        "01_b": {"seconds": 90.0, "status": "ok", "finished": "2026-11-30T14:00:00+00:00"},
+        "00_a": {"seconds": 30.0, "status": "failed", "finished": "2026-11-30T13:58:00+00:00"}}}))
+    times = notebook_times(tmp_path)
+    assert list(times.index) == ["00_a", "01_b"]
+    assert times.loc["01_b", "minutes"] == 1.5 and times.loc["00_a", "status"] == "failed"
