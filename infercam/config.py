@@ -1,6 +1,7 @@
 """Profiles, paths, devices and seeds: what every notebook sets up in its first cell."""
 from __future__ import annotations
 
+import functools
 import os
 import random
 import re
@@ -57,6 +58,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+@functools.lru_cache  # autocast("auto") asks on every forward; the CPU does not change
 def cpu_computes_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     """Whether this CPU has bfloat16 units (AVX-512 BF16 or AMX), read from its flags (Linux).
     Elsewhere oneDNN emulates bfloat16: measured here on an AVX2-only AMD EPYC, bfloat16 autocast
