@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import platform
 import random
 import re
 from pathlib import Path
@@ -68,6 +69,18 @@ def cpu_computes_bfloat16(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     except OSError:
         return False
     return re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) is not None
+
+
+def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
+    """The CPU's model and how many cores this process may use, e.g. "AMD EPYC 7B13, 2 cores": the
+    model name from ``cpuinfo`` (Linux), else what :mod:`platform` knows."""
+    try:
+        found = re.search(r"^model name\s*:\s*(.+)$", Path(cpuinfo).read_text(), re.MULTILINE)
+    except OSError:
+        found = None
+    model = found.group(1).strip() if found else platform.processor() or platform.machine()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{model}, {cores} cores"
 
 
 def resolve_mixed_precision(setting: bool | str, device) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from infercam import __version__
-from infercam.config import PROJECT_ROOT, resolve_path
+from infercam.config import PROJECT_ROOT, cpu_name, resolve_path
 
 
 def _git_commit() -> str | None:
@@ -37,7 +37,7 @@ def run_context(profile: str, seed: int, device) -> dict:
         "profile": profile,
         "seed": seed,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else cpu_name(),
         "versions": {"infercam": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__},
         "git_commit": _git_commit(),

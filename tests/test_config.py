@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from infercam import config
-from infercam.config import autocast, cpu_computes_bfloat16, resolve_mixed_precision
+from infercam.config import autocast, cpu_computes_bfloat16, cpu_name, resolve_mixed_precision
 
 AVX2_ONLY = "processor\t: 0\nflags\t\t: fpu sse sse2 avx avx2 fma\n"
 AMX = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
@@ -44,3 +44,16 @@ def test_autocast_auto_computes_in_float32_without_bfloat16_units(monkeypatch):
 def test_an_unknown_setting_is_refused():
     with pytest.raises(ValueError, match="True, False or 'auto'"):
         resolve_mixed_precision("yes", "cpu")
+
+
+def test_the_cpu_is_named_by_its_model_and_usable_cores(tmp_path, monkeypatch):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: avx2\n")
+    monkeypatch.setattr(config.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert cpu_name(path) == "AMD EPYC 7B13 64-Core Processor, 2 cores"
+
+
+def test_without_cpuinfo_the_cpu_is_named_by_the_platform(tmp_path, monkeypatch):
+    monkeypatch.setattr(config.platform, "processor", lambda: "")
+    monkeypatch.setattr(config.platform, "machine", lambda: "aarch64")
+    assert cpu_name(tmp_path / "missing").startswith("aarch64, ")

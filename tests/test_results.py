@@ -81,21 +81,40 @@ def test_a_profile_with_some_of_the_steps_keeps_its_column_and_says_what_is_empt
 def test_table5_when_no_profile_has_segmentation_is_the_papers_alone():
     table = results.table5({"cpu": {"04_combined": combined()}})
     assert list(table.columns) == [results.PAPER]
-    assert value(table, "Ours (with saliency, AAMR loss)", "val (CRF)", results.PAPER) == \
+    assert value(table, "saliency, AAMR loss", "val (CRF)", results.PAPER) == \
         paper.TABLE5["Ours (with saliency, AAMR loss)"]["val"]
+    assert value(table, "no saliency", "test", results.PAPER) == paper.TABLE5["Ours (no saliency)"]["test"]
+    assert value(table, results.PSEUDO_LABELS, "ours CAM + RW: train mIoU", results.PAPER) == \
+        paper.TABLE1["Ours"]["train CAM + RW"]
     assert "08_segmentation" in table.attrs["missing"]["cpu"]
 
 
 def test_table5_reads_the_segmentation_metrics():
     segmentation = payload("08_segmentation", {"table5": {"none": {"no CRF": 30.0, "CRF": 32.0},
                                                           "background_cue": {"no CRF": 31.0, "CRF": 33.0},
-                                                          "aamr": {"no CRF": 34.0, "CRF": 36.5}}})
+                                                          "aamr": {"no CRF": 34.0, "CRF": 36.5}},
+                                               "pseudo_labels": {"method": "ours", "step": "rw", "train_miou": 60.0}})
     table = results.table5({"paper": {"08_segmentation": segmentation}})
-    assert value(table, "Ours (with saliency, AAMR loss)", "val (CRF)", "paper") == 36.5
-    assert value(table, "Ours (no saliency)", "val (no CRF)", "paper") == 30.0
+    assert value(table, "saliency, AAMR loss", "val (CRF)", "paper") == 36.5
+    assert value(table, "no saliency", "val (no CRF)", "paper") == 30.0
     assert value(table, "saliency as a background cue", "val (CRF)", "paper") == 33.0
     assert value(table, "Δ AAMR − no saliency", "val (CRF)", "paper") == pytest.approx(4.5)
-    assert math.isnan(value(table, "Ours (no saliency)", "test", "paper"))  # the test set is not scored here
+    assert value(table, results.PSEUDO_LABELS, "ours CAM + RW: train mIoU", "paper") == 60.0
+    assert math.isnan(value(table, "no saliency", "test", "paper"))  # the test set is not scored here
+
+
+def test_table5_names_whose_pseudo_labels_each_network_learnt_from():
+    segmentation = payload("08_segmentation", {
+        "table5": {"none": {"no CRF": 20.0, "CRF": 21.0}, "aamr": {"no CRF": 22.0, "CRF": 23.0}},
+        "pseudo_labels": {"method": "baseline", "step": "rw_crf", "train_miou": 47.0},
+        "pseudo_label_sources": {"baseline": {"train_miou": 47.0, "no CRF": 20.0, "CRF": 21.0},
+                                 "ours": {"train_miou": 25.0, "no CRF": 5.0, "CRF": 6.0}}})
+    table = results.table5({"cpu": {"08_segmentation": segmentation}})
+    assert value(table, results.PSEUDO_LABELS, "baseline CAM + RW + CRF: train mIoU", "cpu") == 47.0
+    assert value(table, results.PSEUDO_LABELS, "ours CAM + RW + CRF: train mIoU", "cpu") == 25.0
+    assert value(table, "no saliency, on the ours pseudo labels", "val (CRF)", "cpu") == 6.0
+    assert value(table, "no saliency", "val (CRF)", "cpu") == 21.0  # the main source is not repeated as a row
+    assert "no saliency, on the baseline pseudo labels" not in table.index.get_level_values("row")
 
 
 def test_table2_reads_the_ablation_table_or_else_the_ablation_runs():
