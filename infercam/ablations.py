@@ -40,9 +40,10 @@ import yaml
 from tqdm import tqdm
 
 from infercam import paper
+from infercam.bootstrap import paired_bootstrap, verdict_of
 from infercam.config import PROJECT_ROOT, load_profile, resolve_path
 from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, notebook_defaults
-from infercam.runs import metrics_path
+from infercam.runs import metrics_path, read_confusions
 
 DEFAULT_GRID = PROJECT_ROOT / "ablations" / "cam_methods.yaml"
 RUN_NOTEBOOK = NOTEBOOKS_DIR / "ablation" / "cam_method.ipynb"
@@ -210,6 +211,27 @@ def collect_table(grid: Grid, work_dir) -> pd.DataFrame:
         table.insert(7, "× time", table["s / image"] / reference["s / image"])
         reference_paper = reference["paper (%)"]
         table["paper Δ"] = table["paper (%)"] - reference_paper if reference_paper is not None else None
+        table = _with_intervals(table, grid, work_dir)
+    return table
+
+
+def _with_intervals(table: pd.DataFrame, grid: Grid, work_dir) -> pd.DataFrame:
+    """The table with each row's 95% interval of its mIoU and of its difference to the reference
+    (a paired bootstrap over the images, :mod:`infercam.bootstrap`) and the verdict it gives, for
+    the rows whose runs saved their per-image confusions."""
+    saved = {name: read_confusions(work_dir, _step(grid, configuration)).get(name)
+             for configuration in grid.configurations if (name := configuration.name) in table.index}
+    saved = {name: rows for name, rows in saved.items() if rows is not None}
+    if grid.reference not in saved:
+        return table
+    intervals = paired_bootstrap(saved, grid.reference)
+    delta = f"Δ vs {grid.reference}"
+    at = table.columns.get_loc(delta)
+    for offset, (column, source) in enumerate({"mIoU low": "mIoU low", "mIoU high": "mIoU high",
+                                               f"{delta} low": "Δ low", f"{delta} high": "Δ high"}.items()):
+        table.insert(at + 1 + offset, column, intervals[source].reindex(table.index))
+    table["verdict"] = [verdict_of(intervals.loc[name]) if name in intervals.index and name != grid.reference else None
+                        for name in table.index]
     return table
 
 

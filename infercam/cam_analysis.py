@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from infercam.bootstrap import ImageConfusions, paired_bootstrap
 from infercam.cam import load_cams
 from infercam.metrics import SWEEP_THRESHOLDS, ThresholdSweep, iou_per_class
 from infercam.voc import IGNORE_INDEX, VOC_CLASSES
@@ -57,6 +58,11 @@ class CAMEvaluation:
         """mIoU at every background score of the sweep."""
         return pd.Series(self.sweep.mious(), index=pd.Index(self.sweep.thresholds, name="background score"),
                          name="mIoU")
+
+    def image_confusions(self) -> ImageConfusions:
+        """Each image's confusion matrix at the split's best background score (chosen on all the
+        images, and kept so when the bootstrap resamples them)."""
+        return ImageConfusions(tuple(self.images.index), self.sweep.image_confusions(self.best["threshold"]))
 
     def per_class_iou(self) -> pd.Series:
         return pd.Series(self.best["per_class_iou"], name="IoU").rename_axis("class")
@@ -155,7 +161,15 @@ def evaluate_cams(dataset, cam_dir: str | os.PathLike, thresholds=SWEEP_THRESHOL
                          np.array(histograms, dtype=np.int64).reshape(-1, HISTOGRAM_BINS))
 
 
-__all__ = ["CAMEvaluation", "CLASS_COUNT_GROUPS", "class_count_group", "evaluate_cams", "missing_cams"]
+def compare_evaluations(evaluations: dict[str, CAMEvaluation], reference: str) -> pd.DataFrame:
+    """Each evaluation's mIoU (%) and difference to ``reference``'s, with 95% intervals from a
+    paired bootstrap over the images (:func:`infercam.bootstrap.paired_bootstrap`); each keeps the
+    best background score it chose on all the images."""
+    return paired_bootstrap({name: evaluation.image_confusions() for name, evaluation in evaluations.items()}, reference)
+
+
+__all__ = ["CAMEvaluation", "CLASS_COUNT_GROUPS", "class_count_group", "compare_evaluations", "evaluate_cams",
+           "missing_cams"]
 
 
 def image_miou(dataset, cam_dir: str | os.PathLike, name: str, threshold: float) -> float:

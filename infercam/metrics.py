@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infercam.bootstrap import ImageConfusions
 from infercam.voc import CLASS_NAMES, IGNORE_INDEX, load_label_png
 
 NUM_LABELS = len(CLASS_NAMES)  # 21: background + 20 classes
@@ -74,6 +75,9 @@ class ThresholdSweep:
 
     thresholds: np.ndarray = field(default_factory=lambda: SWEEP_THRESHOLDS.copy())
     confusions: np.ndarray = field(init=False)
+    # Per added image, its nonzero (truth, winner, thresholds beaten) counts, for the bootstrap's
+    # per-image confusions at a chosen threshold (a few hundred numbers an image).
+    image_counts: list[tuple[np.ndarray, np.ndarray]] = field(init=False, default_factory=list)
 
     def __post_init__(self):
         self.thresholds = np.asarray(self.thresholds, dtype=np.float64)
@@ -93,12 +97,31 @@ class ThresholdSweep:
         beaten = np.searchsorted(self.thresholds, peak, side="left")  # thresholds < peak
         levels = len(self.thresholds) + 1
         counts = np.bincount((truth * NUM_LABELS + winner) * levels + beaten,
-                             minlength=NUM_LABELS * NUM_LABELS * levels).reshape(NUM_LABELS, NUM_LABELS, levels)
+                             minlength=NUM_LABELS * NUM_LABELS * levels)
+        nonzero = np.flatnonzero(counts)
+        self.image_counts.append((nonzero.astype(np.int32), counts[nonzero]))
+        counts = counts.reshape(NUM_LABELS, NUM_LABELS, levels)
         at_most = np.cumsum(counts, axis=2)[..., :-1]  # (truth, winner, j): peak beats <= j thresholds
         above = counts.sum(axis=2, keepdims=True) - at_most  # winner predicted
         confusions = above.transpose(2, 0, 1).copy()
         confusions[:, :, 0] += at_most.sum(axis=1).T  # background predicted
         self.confusions += confusions
+
+    def image_confusions(self, threshold: float) -> np.ndarray:
+        """(images, L, L): each added image's confusion matrix at ``threshold`` (one of the sweep's),
+        in the order they were added; they sum to that threshold's row of ``confusions``."""
+        index = int(np.argmin(np.abs(self.thresholds - threshold)))
+        if not np.isclose(self.thresholds[index], threshold):
+            raise ValueError(f"threshold {threshold} is not one of the sweep's ({self.thresholds[0]}..{self.thresholds[-1]})")
+        levels = len(self.thresholds) + 1
+        result = np.zeros((len(self.image_counts), NUM_LABELS * NUM_LABELS), dtype=np.int64)
+        for image, (flat, counts) in enumerate(self.image_counts):
+            pair, beaten = np.divmod(flat.astype(np.int64), levels)
+            truth, winner = np.divmod(pair, NUM_LABELS)
+            # The winner where its peak beats more than ``index`` thresholds, else the background.
+            predicted = np.where(beaten > index, winner, 0)
+            np.add.at(result[image], truth * NUM_LABELS + predicted, counts)
+        return result.reshape(-1, NUM_LABELS, NUM_LABELS)
 
     def mious(self) -> np.ndarray:
         return np.array([mean_iou(confusion) for confusion in self.confusions])
@@ -143,17 +166,24 @@ def average_precision(scores: np.ndarray, targets: np.ndarray) -> np.ndarray:
     return result
 
 
-def evaluate_label_maps(dataset, label_dir, names: list[str] | None = None) -> dict:
-    """mIoU of saved label maps (``<label_dir>/<name>.png``, VOC palette; 255 counts as background,
-    as an unlabelled pixel would in a prediction) against the split's ground truth:
-    ``{"miou", "per_class_iou", "images"}``."""
-    confusion = np.zeros((NUM_LABELS, NUM_LABELS), dtype=np.int64)
+def label_map_confusions(dataset, label_dir, names: list[str] | None = None) -> ImageConfusions:
+    """The confusion matrix of each saved label map (``<label_dir>/<name>.png``,
+    VOC palette; 255 counts as background, as an unlabelled pixel would in a prediction) against
+    the split's ground truth, in the order of ``names`` (default: the split's)."""
     names = dataset.names if names is None else names
-    for name in names:
+    confusions = np.zeros((len(names), NUM_LABELS, NUM_LABELS), dtype=np.int64)
+    for i, name in enumerate(names):
         path = Path(label_dir) / f"{name}.png"
         if not path.is_file():
             raise FileNotFoundError(f"no label map {path}: run the step that writes {Path(label_dir).name} first")
         prediction = load_label_png(path)
-        confusion += confusion_matrix(np.where(prediction == IGNORE_INDEX, 0, prediction), dataset.load_label(name))
-    ious = iou_per_class(confusion)
+        confusions[i] = confusion_matrix(np.where(prediction == IGNORE_INDEX, 0, prediction), dataset.load_label(name))
+    return ImageConfusions(tuple(names), confusions)
+
+
+def evaluate_label_maps(dataset, label_dir, names: list[str] | None = None) -> dict:
+    """mIoU of saved label maps (see :func:`label_map_confusions`) against the split's ground truth:
+    ``{"miou", "per_class_iou", "images"}``."""
+    names = dataset.names if names is None else names
+    ious = iou_per_class(label_map_confusions(dataset, label_dir, names).confusions.sum(axis=0))
     return {"miou": float(np.nanmean(ious)), "per_class_iou": dict(zip(CLASS_NAMES, ious.tolist())), "images": len(names)}

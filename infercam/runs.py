@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from infercam import __version__
+from infercam.bootstrap import ImageConfusions
 from infercam.config import PROJECT_ROOT, cpu_name, resolve_path
 
 
@@ -79,3 +80,34 @@ def read_metrics(work_dir: str | os.PathLike, step: str) -> dict:
         raise FileNotFoundError(f"no metrics for step {step!r} at {path}: run notebooks/{step}.ipynb first")
     with open(path) as handle:
         return json.load(handle)
+
+
+def confusions_path(work_dir: str | os.PathLike, step: str) -> Path:
+    """Beside the metrics file: the per-image confusion matrices of the step's evaluations."""
+    return metrics_path(work_dir, step).with_suffix(".confusions.npz")
+
+
+def write_confusions(work_dir: str | os.PathLike, step: str, rows: dict[str, ImageConfusions]) -> Path:
+    """Save each evaluation's per-image confusions (``label -> ImageConfusions``), for the
+    bootstrap's intervals; written atomically like the metrics."""
+    path = confusions_path(work_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {}
+    for label, row in rows.items():
+        arrays[f"{label}::names"] = np.array(row.names, dtype=str)
+        arrays[f"{label}::confusions"] = row.confusions.astype(np.int32)  # pixel counts of one image
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
+        np.savez_compressed(handle, **arrays)
+    os.replace(handle.name, path)
+    return path
+
+
+def read_confusions(work_dir: str | os.PathLike, step: str) -> dict[str, ImageConfusions]:
+    """``label -> ImageConfusions`` as :func:`write_confusions` saved them ({} when the step saved none)."""
+    path = confusions_path(work_dir, step)
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as saved:
+        labels = [key.removesuffix("::names") for key in saved.files if key.endswith("::names")]
+        return {label: ImageConfusions(tuple(saved[f"{label}::names"].tolist()), saved[f"{label}::confusions"])
+                for label in labels}

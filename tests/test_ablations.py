@@ -95,3 +95,33 @@ def test_the_project_grid_is_valid():
     grid = load_grid()
     assert {"baseline", "split_unite", "iterative", "combined"} <= {c.name for c in grid.configurations}
     assert grid.reference == "baseline"
+
+
+def test_the_table_has_interval_columns_from_the_runs_saved_confusions(tmp_path, fake_notebook):
+    # Catches a table whose differences carry no interval (or a reversed one) although the runs
+    # saved their per-image confusions, and rows on other images paired silently.
+    import numpy as np
+
+    from infercam.ablations import collect_table
+    from infercam.bootstrap import ImageConfusions
+    from infercam.metrics import mean_iou
+    from infercam.runs import write_confusions, write_metrics
+
+    grid = load_grid(write_grid(tmp_path / "mini.yaml", GRID[:2], reference="baseline"), fake_notebook)
+    names = tuple(f"img{i}" for i in range(20))
+    base = np.random.default_rng(0).integers(0, 30, size=(20, 21, 21))
+    better = base.copy()
+    better[:, 1, 1] += 60  # more of class 1 right on every image: a gain whatever the resample
+    for name, confusions in (("baseline", base), ("better", better)):
+        step = f"ablation/mini/{name}"
+        write_metrics(tmp_path, step, {"slug": name, "images": 20, "best_threshold": 0.2, "miou": mean_iou(confusions.sum(0)),
+                                       "seconds_per_image": 1.0}, {})
+        write_confusions(tmp_path, step, {name: ImageConfusions(names, confusions)})
+    table = collect_table(grid, tmp_path)
+    row = table.loc["better"]
+    assert 0 < row["Δ vs baseline low"] <= row["Δ vs baseline"] <= row["Δ vs baseline high"]
+    assert row["mIoU low"] <= row["mIoU high"]
+    assert row["verdict"].startswith("gains") and pd.isna(table.loc["baseline", "verdict"])
+    write_confusions(tmp_path, "ablation/mini/better", {"better": ImageConfusions(names[1:] + ("other",), better)})
+    with pytest.raises(ValueError, match="'better' against 'baseline'.*different images"):
+        collect_table(grid, tmp_path)
