@@ -19,7 +19,9 @@ from typing import Callable
 import pandas as pd
 
 from infercam import paper
+from infercam.bootstrap import paired_bootstrap, verdict_of
 from infercam.config import resolve_path
+from infercam.runs import read_confusions
 from infercam.sbd import TRAIN_AUG_COUNT, VOC_TRAIN_COUNT
 
 PAPER = "paper (reported)"
@@ -38,6 +40,8 @@ PAPER_TABLE5_ROWS = {"Ours (no saliency)": "none", "Ours (with saliency, AAMR lo
 PSEUDO_LABELS = "the pseudo labels DeepLab learns from"
 STEP_NAMES = {"rw": "CAM + RW", "rw_crf": "CAM + RW + CRF"}
 ABLATION_GRID = "cam_methods"
+TABLE3_GROUPS = {"1": "1 class", "2": "2 classes", "3+": "3+ classes", "total": "all"}
+AAMR_GAIN = "Δ AAMR − no saliency"
 
 
 def load_runs(work_dirs: dict[str, str | os.PathLike]) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
@@ -149,14 +153,13 @@ def table2(runs: dict) -> pd.DataFrame:
 
 def table3(runs: dict) -> pd.DataFrame:
     """Table 3: train mIoU (%) by the number of classes in the image (``04_combined``)."""
-    groups = {"1": "1 class", "2": "2 classes", "3+": "3+ classes", "total": "all"}
-
     def measure(steps):
         table = steps.get("04_combined", {}).get("table3", {})
         return {(row, name): table[ours][group] for ours, row in TABLE3_ROWS.items() if ours in table
-                for group, name in groups.items() if table[ours].get(group) is not None}
+                for group, name in TABLE3_GROUPS.items() if table[ours].get(group) is not None}
 
-    paper_values = {(row, name): values[group] for row, values in paper.TABLE3.items() for group, name in groups.items()}
+    paper_values = {(row, name): values[group] for row, values in paper.TABLE3.items()
+                    for group, name in TABLE3_GROUPS.items()}
     return _assemble(runs, paper_values, ("04_combined",), measure,
                      {"Δ ours − baseline": ("Ours", "Baseline")})
 
@@ -205,7 +208,7 @@ def table5(runs: dict) -> pd.DataFrame:
         return values
 
     return _assemble(runs, paper_values, ("08_segmentation",), measure,
-                     {"Δ AAMR − no saliency": (TABLE5_ROWS["aamr"], TABLE5_ROWS["none"])})
+                     {AAMR_GAIN: (TABLE5_ROWS["aamr"], TABLE5_ROWS["none"])})
 
 
 def recall(runs: dict) -> pd.DataFrame:
@@ -266,6 +269,57 @@ def gains(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if not parts:
         return pd.DataFrame(columns=[PAPER], index=pd.MultiIndex.from_tuples([], names=["table", *INDEX_NAMES]))
     return pd.concat(parts, names=["table"])
+
+
+def _ablation_side(configuration: str) -> tuple[str, str]:
+    return f"ablation/{ABLATION_GRID}/{configuration}", configuration
+
+
+def _interval_comparisons() -> dict[tuple[str, str, str], tuple[tuple[str, str], tuple[str, str]]]:
+    """The ``Δ`` rows of the tables that a bootstrap can give an interval, keyed like :func:`gains`
+    ((table, row, measure)), each as ((step, label) of the minuend, (step, label) of the
+    subtrahend) in the steps' saved per-image confusions (:func:`infercam.runs.read_confusions`)."""
+    comparisons = {}
+    for measure, (step, label) in {"train CAM": ("04_combined", "{}/train"), "val CAM": ("04_combined", "{}/val"),
+                                   "train CAM + RW": ("07_random_walk", "{}/CAM + RW"),
+                                   "train CAM + RW + CRF": ("07_random_walk", "{}/CAM + RW + CRF")}.items():
+        comparisons["Table 1", "Δ ours − baseline", measure] = ((step, label.format("ours")), (step, label.format("baseline")))
+    for configuration, row in list(TABLE2_ROWS.items())[1:]:
+        comparisons["Table 2", f"Δ {row} − baseline", "mIoU (%)"] = (_ablation_side(configuration), _ablation_side("baseline"))
+    for group, measure in TABLE3_GROUPS.items():
+        label = "{}/train" if group == "total" else f"{{}}/train/classes {group}"
+        comparisons["Table 3", "Δ ours − baseline", measure] = (("04_combined", label.format("ours")),
+                                                                ("04_combined", label.format("baseline")))
+    for crf in ("CRF", "no CRF"):
+        comparisons["Table 5", AAMR_GAIN, f"val ({crf})"] = (("08_segmentation", f"aamr/{crf}"),
+                                                            ("08_segmentation", f"none/{crf}"))
+    return comparisons
+
+
+INTERVAL_COLUMNS = ["images", "Δ", "Δ low", "Δ high", "verdict"]
+
+
+def difference_intervals(work_dirs: dict[str, str | os.PathLike], seed: int = 0) -> pd.DataFrame:
+    """Every ``Δ`` row of the tables whose two sides saved their per-image confusions, per profile:
+    the difference (points), its 95% interval from a paired bootstrap over the images
+    (:func:`infercam.bootstrap.paired_bootstrap`; each side keeps the settings, e.g. the best
+    background score, it chose on all the images) and the verdict it gives. Indexed by (table,
+    row, measure, profile); runs made before the confusions were saved have no rows."""
+    rows = {}
+    for profile, work_dir in work_dirs.items():
+        saved: dict[str, dict] = {}
+        for key, sides in _interval_comparisons().items():
+            found = {}
+            for side, (step, label) in zip(("minuend", "subtrahend"), sides):
+                if step not in saved:
+                    saved[step] = read_confusions(work_dir, step)
+                found[side] = saved[step].get(label)
+            if None in found.values():
+                continue
+            row = paired_bootstrap(found, "subtrahend", seed=seed).loc["minuend"]
+            rows[(*key, profile)] = {**row[INTERVAL_COLUMNS[:-1]].to_dict(), "verdict": verdict_of(row)}
+    index = pd.MultiIndex.from_tuples(list(rows), names=["table", *INDEX_NAMES, "profile"])
+    return pd.DataFrame(list(rows.values()), index=index, columns=INTERVAL_COLUMNS)
 
 
 def provenance(runs: dict) -> pd.DataFrame:

@@ -227,3 +227,39 @@ def test_aamr_choices_are_differences_to_the_aamr_run():
     assert table.loc["tau_scope=batch", "Δ CRF"] == pytest.approx(1.5)
     assert table.loc["tau_scope=batch", "Δ no CRF"] == pytest.approx(-1.0)
     assert results.aamr_choices({"table5": {}}).empty
+
+
+def test_difference_intervals_pair_the_saved_confusions_of_each_tables_delta_rows(tmp_path):
+    # Catches intervals keyed differently from the tables' Δ rows (the chapter could not put them
+    # beside the numbers), sides swapped (an interval of baseline − ours), and a profile whose runs
+    # saved no confusions given made-up rows.
+    import numpy as np
+
+    from infercam.bootstrap import ImageConfusions
+    from infercam.metrics import mean_iou
+    from infercam.runs import write_confusions
+
+    names = tuple(f"img{i}" for i in range(15))
+    base = np.random.default_rng(1).integers(0, 20, size=(15, 21, 21))
+    better = base.copy()
+    better[:, 2, 2] += 50
+    side = {"baseline": ImageConfusions(names, base), "ours": ImageConfusions(names, better)}
+    write_confusions(tmp_path / "cpu", "04_combined", {f"{m}/{split}": rows for m, rows in side.items()
+                                                       for split in ("train", "val")})
+    for configuration in ("baseline", "combined"):
+        write_confusions(tmp_path / "cpu", f"ablation/{results.ABLATION_GRID}/{configuration}",
+                         {configuration: side["ours" if configuration == "combined" else "baseline"]})
+    intervals = results.difference_intervals({"cpu": tmp_path / "cpu", "smoke": tmp_path / "smoke"})
+    assert set(intervals.index.get_level_values("profile")) == {"cpu"}
+    assert set(intervals.index.droplevel("profile")) == {("Table 1", "Δ ours − baseline", "train CAM"),
+                                                         ("Table 1", "Δ ours − baseline", "val CAM"),
+                                                         ("Table 2", "Δ both − baseline", "mIoU (%)"),
+                                                         ("Table 3", "Δ ours − baseline", "all")}
+    row = intervals.loc[("Table 1", "Δ ours − baseline", "train CAM", "cpu")]
+    expected = 100 * (mean_iou(better.sum(0)) - mean_iou(base.sum(0)))
+    assert row["Δ"] == pytest.approx(expected) and 0 < row["Δ low"] <= expected <= row["Δ high"]
+    assert row["images"] == 15 and row["verdict"].startswith("gains")
+    runs = {"cpu": {"04_combined": combined(), "05_ablations": payload("05_ablations", {"table": {
+        "baseline": {"mIoU (%)": 40.0}, "combined": {"mIoU (%)": 44.0}}})}}
+    effects = results.gains({name: results.TABLES[name](runs) for name in ("Table 1", "Table 2", "Table 3")})
+    assert set(intervals.index.droplevel("profile")) <= set(effects.index)
