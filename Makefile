@@ -14,6 +14,7 @@ DATA_ROOT ?= data
 # Saliency maps have no stable public address: data-paper passes this archive to get_saliency.py.
 SALIENCY_ARCHIVE ?=
 GRID ?= ablations/cam_methods.yaml
+SEEDS ?= 0 1 2
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -25,7 +26,7 @@ BOOK_DATA := $(if $(filter paper,$(PROFILE)),,minivoc)
 # apt-get needs root: CI runs as root, where sudo is often absent; elsewhere sudo must not prompt.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: help venv browser minivoc notebooks ablations book book-only test data-paper clean
+.PHONY: help venv browser minivoc notebooks ablations seeds book book-only test data-paper clean
 
 help: ## list the targets
 	@echo "Targets (PROFILE=$(PROFILE); smoke, cpu or paper; e.g. make book PROFILE=smoke):"
@@ -53,6 +54,9 @@ notebooks: venv ## execute every notebook with papermill into build/executed/<pr
 
 ablations: venv ## run the ablation grid (GRID=ablations/cam_methods.yaml) with papermill; skips finished rows
 	$(PY) -m infercam.ablations --profile $(PROFILE) --grid $(GRID)
+
+seeds: venv $(BOOK_DATA) ## rerun the classifier and the CAM chapters under each of SEEDS="0 1 2"; each difference's spread
+	$(PY) -m infercam.seeds --profile $(PROFILE) --seeds $(SEEDS)
 
 book: venv $(BOOK_DATA) notebooks book-only ## venv + data + notebooks + build the book (warnings are errors)
 

@@ -132,13 +132,13 @@ def _step(grid: Grid, configuration: Configuration) -> str:
     return f"ablation/{grid.name}/{configuration.name}"
 
 
-def _record_path(work_dir, step: str) -> Path:
+def parameters_record_path(work_dir, step: str) -> Path:
     """Beside the metrics file: the parameters the finished run was given."""
     return metrics_path(work_dir, step).with_suffix(".parameters.json")
 
 
-def _finished(work_dir, step: str, parameters: dict) -> bool:
-    record = _record_path(work_dir, step)
+def finished_with_parameters(work_dir, step: str, parameters: dict) -> bool:
+    record = parameters_record_path(work_dir, step)
     return (metrics_path(work_dir, step).is_file() and record.is_file()
             and json.loads(record.read_text()) == json.loads(json.dumps(parameters)))
 
@@ -166,7 +166,7 @@ def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[s
         step = _step(grid, configuration)
         parameters = {**defaults, **profile_values, **grid.parameters, **configuration.parameters,
                       "configuration": configuration.name, "metrics_step": step}
-        if _finished(work_dir, step, parameters):
+        if finished_with_parameters(work_dir, step, parameters):
             skipped.append(configuration.name)
             continue
         started = time.perf_counter()
@@ -176,7 +176,7 @@ def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[s
             failed[configuration.name] = failure
             tqdm.write(f"configuration {configuration.name} FAILED: {failure.error}")
             continue
-        record = _record_path(work_dir, step)
+        record = parameters_record_path(work_dir, step)
         record.write_text(json.dumps(parameters, indent=2, sort_keys=True))
         ran.append(configuration.name)
         tqdm.write(f"configuration {configuration.name} done in {time.perf_counter() - started:.0f} s")

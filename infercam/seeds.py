@@ -1,0 +1,158 @@
+"""Seed spread: the classifier and the chapters' CAM methods rerun under several seeds, each seed in
+its own work_dir, and the spread of every difference the book reports, as CSV and Markdown.
+
+    python -m infercam.seeds --profile cpu --seeds 0 1 2
+    make seeds PROFILE=cpu SEEDS="0 1 2"
+
+The intervals of :mod:`infercam.bootstrap` say how much a difference depends on the sampled images;
+this says how much it depends on the training seed (the classifier's initialisation and batches).
+Seed ``k`` runs in ``<work_dir>-seeds/seed<k>/`` (executed copies in
+``build/seeds/<profile>/seed<k>/``); a notebook that finished there with the same parameters is
+skipped. The table goes to ``<work_dir>-seeds/seed_spread.csv`` and ``.md``, one row per
+difference: its value under each seed, their mean, minimum, maximum and range, and the paper's.
+It is too long for ``make book`` (the cpu profile's notebooks 01 to 04 take about half the book's
+time per seed) and does not run there.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from infercam import results
+from infercam.ablations import finished_with_parameters, parameters_record_path
+from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_defaults
+
+DEFAULT_NOTEBOOKS = ["01_baseline_cam", "02_split_unite", "03_iterative", "04_combined"]
+OUTPUT_DIR = PROJECT_ROOT / "build" / "seeds"
+TABLE_NAME = "seed_spread"
+SEED_TABLES = ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5")
+CHAPTER_STEPS = ("02_split_unite", "03_iterative")  # their CAM variants against the baseline, on val
+
+
+def seeds_dir(work_dir: str | os.PathLike) -> Path:
+    """``<work_dir>-seeds``: the seeds' own work_dirs and the collected table."""
+    work_dir = resolve_path(work_dir)
+    return work_dir.with_name(f"{work_dir.name}-seeds")
+
+
+def seed_work_dir(work_dir: str | os.PathLike, seed: int) -> Path:
+    return seeds_dir(work_dir) / f"seed{seed}"
+
+
+def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str] | None = None,
+              notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, output_dir: str | os.PathLike | None = None
+              ) -> tuple[pd.DataFrame, list[Path], dict[str, str]]:
+    """Run ``notebooks`` (in the book's order) under each seed, skipping those finished with the
+    same parameters; stop a seed at its first failing notebook (the later ones read its output)
+    and go on with the next seed. Returns the collected table, its files and the failures
+    (``"seed k: notebook" -> error``)."""
+    base = load_profile(profile)
+    name = str(base.get("profile", Path(profile).stem))
+    output_dir = resolve_path(output_dir) if output_dir else OUTPUT_DIR / name
+    selected = list_notebooks(notebooks_dir, notebooks or DEFAULT_NOTEBOOKS)
+    failures = {}
+    for seed in seeds:
+        work_dir = seed_work_dir(base["work_dir"], seed)
+        for notebook in selected:
+            declared = notebook_defaults(notebook)
+            parameters = {key: value for key, value in {**base, "seed": seed, "work_dir": str(work_dir)}.items()
+                          if key in declared}
+            if finished_with_parameters(work_dir, notebook.stem, parameters):
+                print(f"seed {seed}: {notebook.stem} finished with the same parameters, skipped", flush=True)
+                continue
+            started = time.perf_counter()
+            (output_dir / f"seed{seed}").mkdir(parents=True, exist_ok=True)
+            failure = execute_notebook(notebook, output_dir / f"seed{seed}" / notebook.name, parameters, progress_bar=False)
+            if failure:
+                failures[f"seed {seed}: {notebook.stem}"] = str(failure)
+                print(f"seed {seed}: {notebook.stem} FAILED: {failure.error}", flush=True)
+                break
+            record = parameters_record_path(work_dir, notebook.stem)
+            record.parent.mkdir(parents=True, exist_ok=True)
+            record.write_text(json.dumps(parameters, indent=2, sort_keys=True))
+            print(f"seed {seed}: {notebook.stem} done in {time.perf_counter() - started:.0f} s", flush=True)
+    table = collect_seed_table({seed: seed_work_dir(base["work_dir"], seed) for seed in seeds})
+    return table, write_seed_table(table, base["work_dir"]), failures
+
+
+def chapter_differences(steps: dict[str, dict]) -> dict[tuple[str, str, str], float]:
+    """The CAM variants of chapters 02 and 03 minus their baseline, in mIoU points on val."""
+    values = {}
+    for step in CHAPTER_STEPS:
+        cams = steps.get(step, {}).get("cams", {})
+        if "baseline" not in cams:
+            continue
+        for variant, summary in cams.items():
+            if variant != "baseline":
+                values[step, f"Δ {variant} − baseline", "val CAM"] = 100 * (summary["miou"] - cams["baseline"]["miou"])
+    return values
+
+
+def collect_seed_table(work_dirs: dict[int, str | os.PathLike]) -> pd.DataFrame:
+    """One row per difference the seeds' runs measured, indexed by (table or chapter, row,
+    measure): the paper's value, each seed's, and the mean, min, max and range over the seeds."""
+    runs, _ = results.load_runs({f"seed {seed}": work_dir for seed, work_dir in work_dirs.items()})
+    effects = results.gains({name: results.TABLES[name](runs) for name in SEED_TABLES})
+    chapters = pd.DataFrame({profile: chapter_differences({step: p["metrics"] for step, p in steps.items()})
+                             for profile, steps in runs.items()}, dtype=float)
+    if len(chapters):
+        chapters.index.names = effects.index.names
+        effects = pd.concat([effects, chapters])
+    per_seed = effects.reindex(columns=[f"seed {seed}" for seed in work_dirs])
+    table = pd.DataFrame({"paper": effects.get(results.PAPER), "seeds": per_seed.notna().sum(axis=1),
+                          "mean": per_seed.mean(axis=1), "min": per_seed.min(axis=1), "max": per_seed.max(axis=1)})
+    table["range"] = table["max"] - table["min"]
+    return pd.concat([table, per_seed], axis=1)[lambda t: t["seeds"] > 0]
+
+
+def seed_table_paths(work_dir: str | os.PathLike) -> tuple[Path, Path]:
+    folder = seeds_dir(work_dir)
+    return folder / f"{TABLE_NAME}.csv", folder / f"{TABLE_NAME}.md"
+
+
+def write_seed_table(table: pd.DataFrame, work_dir: str | os.PathLike) -> list[Path]:
+    csv, markdown = seed_table_paths(work_dir)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(csv)
+    markdown.write_text("# Seed spread of each difference (mIoU points)\n\n" + table.to_markdown(floatfmt=".2f") + "\n")
+    return [csv, markdown]
+
+
+def read_seed_table(work_dir: str | os.PathLike) -> pd.DataFrame | None:
+    """The table the latest ``make seeds`` collected for this work_dir, or None."""
+    csv = seed_table_paths(work_dir)[0]
+    return pd.read_csv(csv, index_col=[0, 1, 2]) if csv.is_file() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m infercam.seeds", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="cpu", help="profile name under profiles/ or a YAML path (default: cpu)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="the seeds (default: 0 1 2)")
+    parser.add_argument("--notebooks", nargs="+", metavar="NAME",
+                        help=f"the notebooks to rerun (default: {' '.join(DEFAULT_NOTEBOOKS)}; add 05_ablations, "
+                             "07_random_walk, 08_segmentation for the ablation grid, the walk and DeepLab)")
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) < 2:
+        print("error: a spread needs at least two different seeds, e.g. --seeds 0 1 2", file=sys.stderr)
+        return 2
+    try:
+        table, files, failures = run_seeds(args.profile, args.seeds, args.notebooks)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(table.round(2).to_string())
+    print(f"table: {', '.join(map(str, files))}")
+    for where, error in failures.items():
+        print(f"error: {where} failed: {error}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

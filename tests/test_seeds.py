@@ -1,0 +1,77 @@
+"""The seed batch on throwaway notebooks that write made-up metrics (no model, no data): each seed
+in its own work_dir, finished notebooks skipped, and each difference's spread across the seeds."""
+from __future__ import annotations
+
+import math
+
+import nbformat
+import pytest
+import yaml
+
+from infercam import seeds
+from infercam.runs import write_metrics
+
+FAKE_COMBINED = '''
+from infercam.runs import write_metrics
+write_metrics(work_dir, "04_combined", {"table1": {"baseline": {"train mIoU (%)": 40.0, "val mIoU (%)": 30.0},
+                                                   "ours": {"train mIoU (%)": 40.0 + seed, "val mIoU (%)": 31.0}}}, {})
+'''
+
+
+def combined_metrics(train_gain: float) -> dict:
+    return {"table1": {"baseline": {"train mIoU (%)": 40.0, "val mIoU (%)": 30.0},
+                       "ours": {"train mIoU (%)": 40.0 + train_gain, "val mIoU (%)": 31.0}}}
+
+
+def test_spread_of_each_difference_across_seeds(tmp_path):
+    # Catches a spread taken over the wrong axis (over the differences instead of the seeds), a
+    # seed's column lost, and chapter 02's own variants left out of the table.
+    work_dirs = {seed: tmp_path / f"seed{seed}" for seed in (0, 1, 2)}
+    for seed, gain in zip(work_dirs, (1.0, 2.0, 4.5)):
+        write_metrics(work_dirs[seed], "04_combined", combined_metrics(gain), {})
+        write_metrics(work_dirs[seed], "02_split_unite", {"cams": {"baseline": {"miou": 0.30},
+                                                                   "common scale": {"miou": 0.30 + gain / 100}}}, {})
+    table = seeds.collect_seed_table(work_dirs)
+    train = table.loc[("Table 1", "Δ ours − baseline", "train CAM")]
+    assert [train[f"seed {s}"] for s in (0, 1, 2)] == pytest.approx([1.0, 2.0, 4.5])
+    assert (train["mean"], train["min"], train["max"], train["range"], train["seeds"]) == pytest.approx(
+        (2.5, 1.0, 4.5, 3.5, 3))
+    assert train["paper"] == pytest.approx(52.2 - 48.0)
+    val = table.loc[("Table 1", "Δ ours − baseline", "val CAM")]
+    assert val["range"] == 0 and val["mean"] == pytest.approx(1.0)
+    chapter = table.loc[("02_split_unite", "Δ common scale − baseline", "val CAM")]
+    assert chapter["mean"] == pytest.approx(2.5) and math.isnan(chapter["paper"])
+    files = seeds.write_seed_table(table, tmp_path / "work")
+    assert [f.name for f in files] == ["seed_spread.csv", "seed_spread.md"]
+    assert files[0].parent == tmp_path / "work-seeds"
+    back = seeds.read_seed_table(tmp_path / "work")
+    assert back.loc[("Table 1", "Δ ours − baseline", "train CAM"), "range"] == pytest.approx(3.5)
+    assert seeds.read_seed_table(tmp_path / "never") is None
+
+
+def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_path, capsys):
+    # Catches seeds sharing a work_dir (the second would reuse the first's classifier), the seed not
+    # reaching the notebook, and a rerun that repeats finished work.
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
+    parameters = nbformat.v4.new_code_cell('work_dir = "unused"\nseed = 0')
+    parameters.metadata["tags"] = ["parameters"]
+    notebook.cells = [parameters, nbformat.v4.new_code_cell(FAKE_COMBINED)]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(notebook, tmp_path / "notebooks" / "04_combined.ipynb")
+    profile = tmp_path / "fake.yaml"
+    profile.write_text(yaml.safe_dump({"profile": "fake", "work_dir": str(tmp_path / "runs" / "fake"), "seed": 0,
+                                       "epochs": 1}))
+    run = dict(notebooks=["04_combined"], notebooks_dir=tmp_path / "notebooks", output_dir=tmp_path / "executed")
+    table, files, failures = seeds.run_seeds(profile, [0, 3], **run)
+    assert failures == {}
+    assert (tmp_path / "runs" / "fake-seeds" / "seed3" / "metrics" / "04_combined.json").is_file()
+    train = table.loc[("Table 1", "Δ ours − baseline", "train CAM")]
+    assert (train["seed 0"], train["seed 3"]) == (0.0, 3.0)
+    assert files[0] == tmp_path / "runs" / "fake-seeds" / "seed_spread.csv"
+    seeds.run_seeds(profile, [0, 3], **run)
+    assert capsys.readouterr().out.count("finished with the same parameters, skipped") == 2
+
+
+def test_one_seed_is_refused():
+    assert seeds.main(["--seeds", "1", "1"]) == 2
