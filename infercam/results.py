@@ -42,6 +42,7 @@ STEP_NAMES = {"rw": "CAM + RW", "rw_crf": "CAM + RW + CRF"}
 ABLATION_GRID = "cam_methods"
 TABLE3_GROUPS = {"1": "1 class", "2": "2 classes", "3+": "3+ classes", "total": "all"}
 AAMR_GAIN = "Δ AAMR − no saliency"
+RETRAINING_GAIN = "Δ re-training − direct inference"
 
 
 def load_runs(work_dirs: dict[str, str | os.PathLike]) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
@@ -174,7 +175,7 @@ def table4(runs: dict) -> pd.DataFrame:
                 for split in ("train", "val") if values.get(f"{split} mIoU (%)") is not None}
 
     return _assemble(runs, _paper(paper.TABLE4), ("06_split_retraining",), measure,
-                     {"Δ re-training − direct inference": ("Ours + split & unite re-training", "Ours (direct inference)")})
+                     {RETRAINING_GAIN: ("Ours + split & unite re-training", "Ours (direct inference)")})
 
 
 def table5(runs: dict) -> pd.DataFrame:
@@ -290,6 +291,9 @@ def _interval_comparisons() -> dict[tuple[str, str, str], tuple[tuple[str, str],
         label = "{}/train" if group == "total" else f"{{}}/train/classes {group}"
         comparisons["Table 3", "Δ ours − baseline", measure] = (("04_combined", label.format("ours")),
                                                                 ("04_combined", label.format("baseline")))
+    for split in ("train", "val"):
+        comparisons["Table 4", RETRAINING_GAIN, split] = (("06_split_retraining", f"split & unite fine-tuning: ours/{split}"),
+                                                          ("06_split_retraining", f"baseline classifier: ours/{split}"))
     for crf in ("CRF", "no CRF"):
         comparisons["Table 5", AAMR_GAIN, f"val ({crf})"] = (("08_segmentation", f"aamr/{crf}"),
                                                             ("08_segmentation", f"none/{crf}"))
