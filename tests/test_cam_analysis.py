@@ -82,3 +82,15 @@ def test_missing_cams_name_the_step_to_run(tmp_path):
 
 def test_class_count_groups():
     assert [class_count_group(n) for n in (1, 2, 3, 7)] == ["1", "2", "3+", "3+"]
+
+
+def test_per_image_confusions_are_taken_at_the_splits_best_threshold(evaluation):
+    # Catches per-image confusions at another threshold than the one the split's mIoU was chosen at
+    # (the intervals would be about other numbers than the book's) or attached to the wrong image.
+    from infercam.metrics import mean_iou
+
+    rows = evaluation.image_confusions()
+    assert rows.names == ("a", "b")
+    assert mean_iou(rows.confusions.sum(axis=0)) == pytest.approx(evaluation.best["miou"])
+    # image a at the best t: the 16 cat pixels are cat (8), none of its 47 background pixels is
+    assert rows.confusions[0, 8, 8] == 16 and rows.confusions[0, 0, 0] == 47
