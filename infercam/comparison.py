@@ -31,3 +31,25 @@ def compare_runs(runs: dict[str, str | os.PathLike], step: str, rows: dict[str, 
     table.attrs["runs"] = {label: {key: payload["context"].get(key) for key in ("profile", "date", "git_commit")}
                            for label, payload in payloads.items()}
     return table
+
+
+def classifier_start(work_dir: str | os.PathLike) -> str:
+    """The classifier a run's baseline chapter trained, e.g. ``"resnet18 (from scratch)"`` or
+    ``"efficientnet_lite0 (ImageNet)"``."""
+    from infercam.models import IMAGENET_BACKBONES
+
+    backbone = metric(read_metrics(work_dir, "01_baseline_cam")["metrics"], "classifier/settings/backbone")
+    return f"{backbone} ({'ImageNet' if backbone in IMAGENET_BACKBONES else 'from scratch'})"
+
+
+def compare_starts(work_dirs: list[str | os.PathLike], step: str, rows: dict[str, str]) -> pd.DataFrame:
+    """:func:`compare_runs` of runs labelled by their classifier's start; rows labelled ``... (%)``
+    hold fractions and are shown as percentages."""
+    runs = {classifier_start(work_dir): work_dir for work_dir in work_dirs}
+    if len(runs) < len(work_dirs):
+        raise ValueError(f"the runs {[str(w) for w in work_dirs]} started their classifiers the same way: "
+                         f"compare_with should name a run with the other start")
+    table = compare_runs(runs, step, rows)
+    percent = [row for row in table.index if row.endswith("(%)")]
+    table.loc[percent] *= 100
+    return table

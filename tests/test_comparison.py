@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from infercam.comparison import compare_runs
+from infercam.comparison import compare_runs, compare_starts
 from infercam.runs import write_metrics
 
 
@@ -22,3 +22,18 @@ def test_runs_side_by_side_with_the_change_from_the_first_and_a_named_missing_ru
     assert table.attrs["runs"]["imagenet"]["profile"] == "cpu-imagenet"
     with pytest.raises(FileNotFoundError, match="run notebooks/01_step.ipynb"):
         compare_runs({"scratch": tmp_path / "a", "none": tmp_path / "c"}, "01_step", {"mIoU": "cams/val/miou"})
+
+
+def test_starts_are_labelled_by_the_classifier_and_percentages_scaled(tmp_path):
+    # Catches a comparison of two runs with the same start (one column would silently vanish) and
+    # fractions shown as percentages without scaling.
+    for run, backbone, miou in (("a", "resnet18", 0.4), ("b", "efficientnet_lite0", 0.5), ("c", "resnet18", 0.3)):
+        write_metrics(tmp_path / run, "01_baseline_cam", {"classifier": {"settings": {"backbone": backbone}},
+                                                           "cams": {"val": {"miou": miou, "best_threshold": 0.2}}}, {})
+    rows = {"mIoU (%)": "cams/val/miou", "best t": "cams/val/best_threshold"}
+    table = compare_starts([tmp_path / "a", tmp_path / "b"], "01_baseline_cam", rows)
+    assert list(table.columns) == ["resnet18 (from scratch)", "efficientnet_lite0 (ImageNet)", "change"]
+    assert table.loc["mIoU (%)", "change"] == pytest.approx(10.0)
+    assert table.loc["best t", "change"] == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="the other start"):
+        compare_starts([tmp_path / "a", tmp_path / "c"], "01_baseline_cam", rows)
