@@ -65,7 +65,7 @@ def test_absent_weights_package_names_the_pip_package(monkeypatch):
         EfficientNetLite0()
 
 
-@pytest.mark.parametrize("stride", [8, 16, 32])
+@pytest.mark.parametrize("stride", [8, 32])
 def test_output_stride_in_place_equals_timms_network_built_for_it(stride):
     # Catches a re-striding that gives the right size but the wrong dilation or padding: the
     # classifier trains at 16 and infers CAMs at 8 with the same weights.
