@@ -52,6 +52,7 @@ class TrainingSettings:
     num_workers: int = 1
     seed: int = 0
     initial_weights: str = ""  # a checkpoint (or bare state dict) to start from instead of random weights
+    frozen_stages: int = 0  # an ImageNet backbone's stem and first stages that stay fixed (efficientnet_lite0)
 
     def __post_init__(self):
         self.resize_long = tuple(self.resize_long)
@@ -161,7 +162,9 @@ def _check_settings(path: Path, state: dict, settings: TrainingSettings) -> None
 
 def classifier_from_checkpoint(state: dict) -> nn.Module:
     settings = state["settings"]
-    model = build_classifier(settings["backbone"], width=settings["width"], output_stride=settings["output_stride"])
+    # imagenet=False: the checkpoint's weights replace the ImageNet start anyway
+    model = build_classifier(settings["backbone"], width=settings["width"], output_stride=settings["output_stride"],
+                             imagenet=False)
     model.load_state_dict(state["model"])
     return model
 
@@ -179,6 +182,7 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
     torch.manual_seed(settings.seed)
     model = build_classifier(settings.backbone, width=settings.width, output_stride=settings.output_stride).to(device)
     load_initial_weights(model, settings.initial_weights)
+    freeze_stages(model, settings.frozen_stages)
     augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
     data = AugmentedClassification(dataset, augment, patches, settings.split_unite_probability)
 
@@ -190,6 +194,18 @@ def train_classifier(dataset, settings: ClassifierTraining, checkpoint: str | os
         return F.multilabel_soft_margin_loss(logits.float(), labels)
 
     return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
+
+
+def freeze_stages(model: nn.Module, count: int) -> None:
+    """Freeze the stem and first ``count`` stages of ``model.backbone`` (weights and BatchNorm
+    statistics), when ``count`` > 0: for a backbone that starts from ImageNet's weights."""
+    if not count:
+        return
+    backbone = getattr(model, "backbone", None)
+    if not hasattr(backbone, "freeze_stages"):
+        raise ValueError(f"frozen_stages={count}: only an ImageNet backbone (efficientnet_lite0) has stages to "
+                         f"freeze; set frozen_stages to 0 for a network that starts from scratch")
+    backbone.freeze_stages(count)
 
 
 def load_initial_weights(model: nn.Module, initial_weights: str) -> None:

@@ -6,25 +6,32 @@ makes one by name.
 """
 from __future__ import annotations
 
-from infercam.models.affinity import ResNet38Affinity, ResNetAffinity
+from infercam.models.affinity import EfficientNetAffinity, ResNet38Affinity, ResNetAffinity
 from infercam.models.deeplab import ASPP, DeepLabV2
+from infercam.models.efficientnet import EfficientNetLite0
 from infercam.models.resnet import BACKBONES, CAMClassifier, ResNet18, ResNet50, ResNet101, set_output_stride
 from infercam.models.resnet38d import ResNet38Classifier, ResNet38d
 
-__all__ = ["ASPP", "BACKBONES", "CAMClassifier", "DeepLabV2", "ResNet18", "ResNet50", "ResNet101", "ResNet38d",
+__all__ = ["ASPP", "BACKBONES", "CAMClassifier", "DeepLabV2", "EfficientNetAffinity", "EfficientNetLite0", "ResNet18", "ResNet50", "ResNet101", "ResNet38d",
            "ResNet38Classifier", "ResNet38Affinity", "ResNetAffinity", "build_affinity_net", "build_classifier",
            "build_segmenter", "set_output_stride"]
 
-CLASSIFIERS = ("resnet38d", *BACKBONES)
+# Backbones that start from ImageNet's weights (the others start from random weights).
+IMAGENET_BACKBONES = {"efficientnet_lite0": EfficientNetLite0}
+CLASSIFIERS = ("resnet38d", *BACKBONES, *IMAGENET_BACKBONES)
 
 
-def build_classifier(backbone: str, num_classes: int = 20, width: int = 64, output_stride: int = 8):
+def build_classifier(backbone: str, num_classes: int = 20, width: int = 64, output_stride: int = 8,
+                     imagenet: bool = True):
     """``"resnet38d"`` (psa's network, output stride 8, loads ``res38_cls.pth``), ``"resnet18"``
-    (``width`` channels in its first layer), ``"resnet50"`` or ``"resnet101"``, randomly initialised."""
+    (``width`` channels in its first layer), ``"resnet50"`` or ``"resnet101"``, randomly initialised;
+    ``"efficientnet_lite0"`` from ImageNet's weights (``imagenet=False``: random, for a checkpoint)."""
     if backbone == "resnet38d":
         if output_stride != 8:
             raise ValueError("resnet38d has output stride 8 only")
         return ResNet38Classifier(num_classes)
+    if backbone in IMAGENET_BACKBONES:
+        return CAMClassifier(IMAGENET_BACKBONES[backbone](output_stride, imagenet), num_classes)
     if backbone == "resnet18":
         return CAMClassifier(ResNet18(width, output_stride), num_classes)
     if backbone in BACKBONES:
@@ -32,11 +39,13 @@ def build_classifier(backbone: str, num_classes: int = 20, width: int = 64, outp
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
-def build_affinity_net(backbone: str, width: int = 64):
+def build_affinity_net(backbone: str, width: int = 64, imagenet: bool = True):
     """AffinityNet on ``"resnet38d"`` (psa's names: loads ``res38_aff.pth``), ``"resnet18"`` or
-    ``"resnet50"`` (output stride 8), randomly initialised."""
+    ``"resnet50"`` (output stride 8), randomly initialised, or ``"efficientnet_lite0"`` from ImageNet."""
     if backbone == "resnet38d":
         return ResNet38Affinity()
+    if backbone in IMAGENET_BACKBONES:
+        return EfficientNetAffinity(IMAGENET_BACKBONES[backbone](8, imagenet))
     if backbone == "resnet18":
         return ResNetAffinity(ResNet18(width, 8))
     if backbone == "resnet50":
@@ -44,11 +53,16 @@ def build_affinity_net(backbone: str, width: int = 64):
     raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(CLASSIFIERS)}")
 
 
-def build_segmenter(backbone: str = "resnet101", num_classes: int = 21, width: int = 64) -> DeepLabV2:
+def build_segmenter(backbone: str = "resnet101", num_classes: int = 21, width: int = 64,
+                    imagenet: bool = True) -> DeepLabV2:
     """DeepLab v2 with ASPP on ``"resnet101"`` (the paper), ``"resnet50"`` or ``"resnet18"``
-    (``width`` channels in its first layer), at output stride 8, randomly initialised."""
+    (``width`` channels in its first layer), at output stride 8, randomly initialised, or on
+    ``"efficientnet_lite0"`` from ImageNet."""
+    if backbone in IMAGENET_BACKBONES:
+        return DeepLabV2(IMAGENET_BACKBONES[backbone](8, imagenet), num_classes)
     if backbone == "resnet18":
         return DeepLabV2(ResNet18(width, 8), num_classes)
     if backbone in BACKBONES:
         return DeepLabV2(BACKBONES[backbone](8), num_classes)
-    raise ValueError(f"unknown segmentation backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    raise ValueError(f"unknown segmentation backbone {backbone!r}; "
+                     f"choose one of {', '.join([*BACKBONES, *IMAGENET_BACKBONES])}")

@@ -7,6 +7,8 @@ ELU). The affinity of two feature-grid cells is exp(-mean_c |f_i - f_j|), in (0,
   stages ``conv4`` (512), ``conv5`` (1024), ``conv6`` (4096).
 * :class:`ResNetAffinity`: the same head on a torchvision-layout backbone (the offline profiles'
   ResNet-18) at output stride 8; stages layer2, layer3, layer4.
+* :class:`EfficientNetAffinity`: the same head on ImageNet's EfficientNet-Lite0 at output stride 8;
+  stages 2 (40 channels, the first at stride 8), 4 (112) and the 1280-channel head.
 """
 from __future__ import annotations
 
@@ -101,3 +103,18 @@ class ResNetAffinity(_AffinityOutput, nn.Module):
 
 def _last_conv(layer: nn.Module) -> nn.Conv2d:
     return [m for m in layer.modules() if isinstance(m, nn.Conv2d)][-1]
+
+
+class EfficientNetAffinity(_AffinityOutput, nn.Module):
+    """The head on :class:`infercam.models.efficientnet.EfficientNetLite0` at output stride 8."""
+
+    def __init__(self, backbone: nn.Module):
+        nn.Module.__init__(self)
+        backbone.set_output_stride(8)
+        self.backbone = backbone
+        channels = [backbone.net.blocks[i][-1].conv_pwl.out_channels for i in backbone.affinity_stages]
+        _head(self, (*channels, backbone.out_channels))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        stages = self.backbone.stages(x)
+        return self._mix((*(stages[i] for i in self.backbone.affinity_stages), stages[-1]))

@@ -140,7 +140,10 @@ class CAMClassifier(nn.Module):
         return self.backbone.output_stride
 
     def set_output_stride(self, output_stride: int) -> "CAMClassifier":
-        set_output_stride(self.backbone, output_stride)
+        if hasattr(self.backbone, "set_output_stride"):  # a backbone with its own layout (EfficientNet)
+            self.backbone.set_output_stride(output_stride)
+        else:
+            set_output_stride(self.backbone, output_stride)
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -154,9 +157,8 @@ class CAMClassifier(nn.Module):
 
     def parameter_groups(self) -> tuple[list[nn.Parameter], ...]:
         """The four groups of :meth:`ResNet38Classifier.parameter_groups` (psa trains them at lr x1,
-        x2, x10, x20 and decays only the weights): backbone conv weights; backbone BatchNorm
-        parameters (trained here: the backbone starts from scratch); head weights; head biases
-        (none)."""
-        convs = [m.weight for m in self.backbone.modules() if isinstance(m, nn.Conv2d)]
-        norms = [p for m in self.backbone.modules() if isinstance(m, nn.BatchNorm2d) for p in m.parameters()]
-        return convs, norms, [self.classifier.weight], []
+        x2, x10, x20 and decays only the weights): the backbone's trainable conv weights; its
+        trainable BatchNorm parameters; head weights; head biases (none). Frozen parameters
+        (:meth:`EfficientNetLite0.freeze_stages`) are in no group."""
+        body = [p for p in self.backbone.parameters() if p.requires_grad]
+        return [p for p in body if p.ndim > 1], [p for p in body if p.ndim <= 1], [self.classifier.weight], []
