@@ -10,6 +10,7 @@ import pytest
 
 from infercam.config import load_profile
 from infercam.datasets import VOCSegmentation
+from infercam.minivoc import reads_minivoc
 from infercam.rehearsal import (CLASS_COUNTS, DATASET_FILES, REHEARSAL_MARKER, _start_afresh, fake_images, mirror_environment,
                                 rehearsal_data_root, serve_directory, write_fake_datasets)
 
@@ -93,3 +94,9 @@ def test_the_fakes_install_with_the_real_data_scripts_from_a_loopback_server(tmp
     assert all((voc / "SaliencyMaps" / f"{i.name}.png").is_file() for i in images)
     label = train_aug.load_label(by_split["sbd"][0].name)
     assert label.shape == (64, 64) and np.any((label > 0) & (label < 255))
+
+
+def test_only_the_mini_voc_profiles_generate_their_data():
+    # catches 00_minivoc asking mini-VOC settings of a profile that reads VOC (it raised KeyError for the rehearsal)
+    assert reads_minivoc("smoke") and reads_minivoc("cpu")
+    assert not reads_minivoc("paper") and not reads_minivoc("rehearsal")
