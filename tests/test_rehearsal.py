@@ -17,10 +17,10 @@ from infercam.rehearsal import (CLASS_COUNTS, DATASET_FILES, REHEARSAL_MARKER, _
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
 from fake_servers import load_script  # noqa: E402
 
-# What the rehearsal may change: sizes (and throughput or display settings that change no result), and
-# the paths of its own data and runs.
+# What the rehearsal may change: sizes (and cam_batch_size, throughput only), and the paths of its own
+# data and runs.
 SIZES = {"epochs", "batch_size", "crop", "resize_long", "num_workers", "finetune_epochs", "seg_epochs",
-         "seg_batch_size", "seg_crop", "seg_resize_long", "num_timing_images", "cam_batch_size", "num_panels"}
+         "seg_batch_size", "seg_crop", "seg_resize_long", "num_timing_images", "cam_batch_size"}
 PATHS = {"profile", "data_root", "work_dir", "classifier_weights", "affinity_weights", "seg_initial_weights",
          "saliency_dir"}
 
