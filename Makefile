@@ -21,12 +21,13 @@ PY := $(VENV)/bin/python
 # Lives inside .venv, so deleting .venv also forgets that it was installed.
 VENV_STAMP := $(VENV)/.infercam-installed
 EXECUTED := build/executed/$(PROFILE)
-# The offline profiles generate mini-VOC; the paper profile needs `make data-paper` beforehand.
-BOOK_DATA := $(if $(filter paper,$(PROFILE)),,minivoc)
+# The offline profiles generate mini-VOC; the paper profile needs `make data-paper` beforehand (the
+# rehearsal, `make rehearsal`, fetches its fakes itself).
+BOOK_DATA := $(if $(filter paper rehearsal,$(PROFILE)),,minivoc)
 # apt-get needs root: CI runs as root, where sudo is often absent; elsewhere sudo must not prompt.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: help venv browser minivoc notebooks ablations seeds book book-only test data-paper clean
+.PHONY: help venv browser minivoc notebooks ablations seeds book book-only test data-paper rehearsal clean
 
 help: ## list the targets
 	@echo "Targets (PROFILE=$(PROFILE); smoke, cpu or paper; e.g. make book PROFILE=smoke):"
@@ -75,6 +76,10 @@ data-paper: venv ## download VOC 2012, SBD (+ train_aug), psa weights, saliency 
 	$(PY) data_scripts/get_sbd.py --root $(DATA_ROOT)
 	$(PY) data_scripts/get_psa_weights.py --root $(DATA_ROOT)
 	$(PY) data_scripts/get_saliency.py --root $(DATA_ROOT) $(if $(SALIENCY_ARCHIVE),--archive $(SALIENCY_ARCHIVE))
+
+rehearsal: venv ## the paper profile on fakes from 127.0.0.1: data-paper, every notebook, ablations, the book
+	$(PY) -m infercam.rehearsal --profile rehearsal
+	$(MAKE) notebooks ablations book-only PROFILE=rehearsal
 
 clean: ## remove executed notebooks and the built book (keeps .venv, data/ and runs/)
 	rm -rf build book/_build book/notebooks

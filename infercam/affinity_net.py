@@ -132,6 +132,13 @@ def image_affinities(model: nn.Module, image: np.ndarray, radius: int = 5, devic
     return pair_affinities(features, radius)[0], first, second, grid
 
 
+def pseudo_label_dir(work_dir: str | os.PathLike, method: str, step: str = "rw", split: str = "train") -> Path:
+    """Where 07_random_walk writes a method's pseudo labels of a split and 08_segmentation reads them
+    (``step``: "rw" or "rw_crf"); another split than train (the paper: train_aug) has its own folder."""
+    parts = (method, step) if split == "train" else (split, method, step)
+    return resolve_path(work_dir).joinpath("pseudo_labels", *parts)
+
+
 def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, out_dir: str | os.PathLike,
                        names: list[str] | None = None, alpha: float = 16, beta: float = 8, logt: int = 8,
                        radius: int = 5, crf_dir: str | os.PathLike | None = None, crf: CRFSettings = PSA_CRF,

@@ -14,6 +14,7 @@ steps of the background-score sweep, at half the disk of float32.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import time
@@ -201,7 +202,7 @@ def claim_folder(out_dir: Path, settings: dict) -> None:
     if any(out_dir.glob("*.npz")):
         raise MapsSettingsError(f"{out_dir} holds maps but no {SETTINGS_FILE}, so nothing says how they were made: "
                                 "delete that folder to recompute them")
-    tmp = path.with_name(f".tmp-{path.name}")
+    tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")  # one per process: sharded ranks claim at once
     tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
     os.replace(tmp, path)
 
@@ -219,12 +220,15 @@ def _timed(out_dir: Path):
         yield timer
     finally:
         if timer.images:
-            spent = read_timing(out_dir)
             path = out_dir / TIMING_FILE
-            tmp = path.with_name(f".tmp-{path.name}")
-            tmp.write_text(json.dumps({"images": spent["images"] + timer.images,
-                                       "seconds": spent["seconds"] + time.perf_counter() - started}))
-            os.replace(tmp, path)
+            # sharded ranks add to the same file: the lock keeps one rank's sum from overwriting another's
+            with open(out_dir / f".{TIMING_FILE}.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                spent = read_timing(out_dir)
+                tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")
+                tmp.write_text(json.dumps({"images": spent["images"] + timer.images,
+                                           "seconds": spent["seconds"] + time.perf_counter() - started}))
+                os.replace(tmp, path)
 
 
 def read_timing(out_dir: str | os.PathLike) -> dict:

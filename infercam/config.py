@@ -24,7 +24,12 @@ def resolve_path(path: str | os.PathLike) -> Path:
 
 
 def load_profile(profile: str | os.PathLike) -> dict:
-    """Read a profile: a name under profiles/ (``"cpu"``) or a path to a YAML file."""
+    """Read a profile: a name under profiles/ (``"cpu"``) or a path to a YAML file. A profile that
+    says ``extends: <base>`` (a name or path, as here) gets the base's values, its own replacing them."""
+    return _load_profile(profile, ())
+
+
+def _profile_path(profile: str | os.PathLike) -> Path:
     path = Path(profile)
     if path.suffix not in {".yaml", ".yml"}:
         path = PROFILES_DIR / f"{profile}.yaml"
@@ -32,8 +37,18 @@ def load_profile(profile: str | os.PathLike) -> dict:
     if not path.is_file():
         known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
         raise FileNotFoundError(f"no profile {profile!r} (looked for {path}); known profiles: {known}")
+    return path
+
+
+def _load_profile(profile: str | os.PathLike, extended_by: tuple[Path, ...]) -> dict:
+    path = _profile_path(profile)
+    if path in extended_by:
+        chain = " -> ".join(str(p.name) for p in (*extended_by, path))
+        raise ValueError(f"profiles extend each other in a circle ({chain}): remove one of the `extends:` lines")
     with open(path) as handle:
-        return yaml.safe_load(handle)
+        values = yaml.safe_load(handle) or {}
+    base = values.pop("extends", None)
+    return values if base is None else {**_load_profile(base, (*extended_by, path)), **values}
 
 
 def resolve_device(device: str = "auto"):

@@ -502,14 +502,26 @@ def is_complete(root: str | os.PathLike, config: MiniVOCConfig) -> bool:
                for path in _scene_files(root, image_name(split, index), split))
 
 
-def minivoc_config(profile: str, seed: int = 0) -> MiniVOCConfig:
-    """The mini-VOC settings of a profile, from profiles/minivoc.yaml."""
+def _minivoc_settings() -> dict:
     import yaml
 
     from infercam.config import PROFILES_DIR
 
     with open(PROFILES_DIR / "minivoc.yaml") as handle:
-        table = yaml.safe_load(handle)
+        return yaml.safe_load(handle)
+
+
+def reads_minivoc(profile: str) -> bool:
+    """Whether a profile's data is generated mini-VOC (it has settings in profiles/minivoc.yaml);
+    the others (paper, rehearsal) read VOC that data_scripts/ fetched."""
+    return profile in _minivoc_settings()
+
+
+def minivoc_config(profile: str, seed: int = 0) -> MiniVOCConfig:
+    """The mini-VOC settings of a profile, from profiles/minivoc.yaml."""
+    from infercam.config import PROFILES_DIR
+
+    table = _minivoc_settings()
     if profile not in table:
         raise KeyError(f"profile {profile!r} has no mini-VOC settings in {PROFILES_DIR / 'minivoc.yaml'} "
                        f"(profiles with mini-VOC: {sorted(table)}); the paper profile uses real VOC")

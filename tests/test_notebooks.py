@@ -44,7 +44,7 @@ def test_committed_notebook_is_clean_and_parameterised(stem):
     assert PARAMETERS <= assigned, f"the parameters cell does not set {sorted(PARAMETERS - assigned)}"
 
 
-@pytest.mark.parametrize("profile", ["smoke", "cpu", "cpu-imagenet", "paper"])
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "cpu-imagenet", "paper", "rehearsal"])
 def test_every_profile_key_is_a_parameter_of_some_notebook(profile):
     # the runner passes a notebook only the keys it declares, so a misspelt key would be ignored silently
     declared = set().union(*(notebook_defaults(nb) for nb in [*list_notebooks(), NOTEBOOKS_DIR / "ablation" / "cam_method.ipynb"]))
