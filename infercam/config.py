@@ -37,12 +37,11 @@ def load_profile(profile: str | os.PathLike) -> dict:
 
 
 def resolve_device(device: str = "auto"):
-    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch. A CUDA
+    device is made repeatable (:func:`make_cuda_repeatable`)."""
     import torch
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    resolved = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
     if resolved.type == "cuda":

@@ -115,8 +115,9 @@ def test_a_cuda_device_keeps_its_index_and_is_made_repeatable(monkeypatch):
     calls = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(config, "make_cuda_repeatable", lambda: calls.append(True))
-    assert resolve_device("cuda:1") == torch.device("cuda", 1) and calls
-    assert resolve_device("cpu") == torch.device("cpu") and len(calls) == 1
+    assert resolve_device("cuda:1") == torch.device("cuda", 1) and len(calls) == 1
+    assert resolve_device("auto") == torch.device("cuda") and len(calls) == 2  # "auto" finding a GPU too
+    assert resolve_device("cpu") == torch.device("cpu") and len(calls) == 2
 
 
 def test_the_cpu_is_named_by_its_model_and_usable_cores(tmp_path, monkeypatch):
