@@ -12,6 +12,9 @@ Checks (``--checks``; all by default), each printed and written to ``--out`` (JS
   epoch then resumed, on the GPU: are the three sets of weights identical (deterministic settings)?
 * ``cams_cpu_vs_gpu``: the same classifier's CAMs (float32, psa's 4 scales x flip) of the same
   images on the CPU and on the GPU: the largest difference.
+* ``walk_repeat``: the random walk of the same scores and affinities (VOC's 500 x 375 grid) twice on
+  the GPU (identical?) and once on the CPU (largest difference): the GPU's sparse products run in
+  cuSPARSE, whose determinism torch does not promise for them.
 * ``bf16_vs_fp32``: CAM mIoU (best background score) of ``--images`` train images of
   ``--profile`` in bfloat16 autocast and in float32, with the profile's trained classifier (else the
   smoke book's).
@@ -47,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 from infercam import training  # noqa: E402
 from infercam.config import load_profile, resolve_device, resolve_mixed_precision, resolve_path, seed_everything  # noqa: E402
 
-CHECKS = ("smoke_book", "resume", "cams_cpu_vs_gpu", "bf16_vs_fp32", "peak_memory")
+CHECKS = ("smoke_book", "resume", "cams_cpu_vs_gpu", "walk_repeat", "bf16_vs_fp32", "peak_memory")
 PSA_SCALES = (1.0, 0.5, 1.5, 2.0)
 
 
@@ -158,6 +161,25 @@ def check_cams_cpu_vs_gpu(scratch: Path, device, sizes: Sizes) -> dict:
     differences = [float(np.abs(a - b).max()) for a, b in zip(on_cpu, on_device)]
     return {"images": len(images), "image_size": list(sizes.image), "backbone": sizes.backbone,
             "max_difference": max(differences), "mean_of_image_max_differences": float(np.mean(differences))}
+
+
+def check_walk_repeat(scratch: Path, device, sizes: Sizes) -> dict:
+    """The same walk twice on ``device`` and once on the CPU."""
+    from infercam.affinity import FEATURE_STRIDE, pair_indices, walk_scores
+
+    generator = torch.Generator().manual_seed(0)
+    grid = tuple(-(-side // FEATURE_STRIDE) for side in sizes.image)
+    first, second = pair_indices(*grid)
+    affinities = torch.rand(len(first), generator=generator)
+    cams = torch.rand(2, *sizes.image, generator=generator).numpy()
+
+    def walk(on):
+        return walk_scores(cams, affinities.to(on), first, second, grid).cpu()
+
+    once, twice, on_cpu = walk(device), walk(device), walk("cpu")
+    return {"grid": list(grid), "repeat_identical": bool(torch.equal(once, twice)),
+            "repeat_max_difference": float((once - twice).abs().max()),
+            "cpu_max_difference": float((once - on_cpu).abs().max())}
 
 
 def check_bf16_vs_fp32(scratch: Path, device, sizes: Sizes, profile: str, images: int, classifier: str | None,

@@ -32,9 +32,11 @@ def test_the_dry_run_runs_every_check_but_the_smoke_book_and_records_them(gpu_ch
     assert gpu_check.main(["--dry-run", "--scratch", str(tmp_path / "scratch"), "--out", str(tmp_path / "r.json")]) == 0
     report = json.loads((tmp_path / "r.json").read_text())
     checks = report["checks"]
-    assert report["dry_run"] and set(checks) == {"resume", "cams_cpu_vs_gpu", "bf16_vs_fp32", "peak_memory"}
+    assert report["dry_run"] and set(checks) == {"resume", "cams_cpu_vs_gpu", "walk_repeat", "bf16_vs_fp32",
+                                                 "peak_memory"}
     assert checks["resume"]["repeat_identical"] and checks["resume"]["resume_identical"]
     assert checks["cams_cpu_vs_gpu"]["max_difference"] == 0  # the CPU stands in for the GPU
+    assert checks["walk_repeat"]["repeat_identical"] and checks["walk_repeat"]["cpu_max_difference"] == 0
     for precision in ("float32", "bfloat16"):
         assert 0 < checks["bf16_vs_fp32"][precision]["miou"] < 1
     steps = checks["peak_memory"]["steps"]
