@@ -155,11 +155,11 @@ def cuda_computes_bfloat16(device) -> bool:
 def resolve_mixed_precision(setting: bool | str, device) -> bool:
     """Whether the networks compute in bfloat16 autocast on ``device``. ``"auto"`` (the default):
     on a GPU with bfloat16 units (compute capability 8.0+), float32 elsewhere, and always float32
-    on a CPU, so that a seed gives the same numbers on every CPU (bfloat16 on a CPU with bfloat16
-    units was measured to move the classifier's val mAP from 68.0% to 65.7%). ``"native"``: also
-    on CPUs with bfloat16 units (AVX-512 BF16, AMX; about twice as fast, numbers that depend on
-    the CPU). True or False force it (bfloat16 on a device that only emulates it is many times
-    slower)."""
+    on a CPU, so that a seed gives the same numbers on every CPU (issue 17: bfloat16 on a CPU with
+    bfloat16 units moved the classifier's val mAP by 2 points). ``"native"``: also on CPUs with
+    bfloat16 units (AVX-512 BF16, AMX; faster, see ``benchmarks/cpu_precision.py``, with numbers
+    that depend on the CPU). True or False force it (bfloat16 on a device that only emulates it
+    is many times slower)."""
     if isinstance(setting, bool):
         return setting
     if setting not in MIXED_PRECISION_SETTINGS:
