@@ -102,9 +102,24 @@ def transition_matrix(affinities: torch.Tensor, first: torch.Tensor, second: tor
     rows = torch.cat([first.to(device), second.to(device), diagonal])
     columns = torch.cat([second.to(device), first.to(device), diagonal])
     values = torch.cat([affinities.float().pow(beta)] * 2 + [torch.ones(size, device=device)])
-    column_sums = torch.zeros(size, device=device).index_add_(0, columns, values)
+    column_sums = column_sums_in_order(columns, values, size)
     return torch.sparse_coo_tensor(torch.stack([rows, columns]), values / column_sums[columns], (size, size),
                                    check_invariants=False).coalesce()
+
+
+def column_sums_in_order(columns: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
+    """(size,) sums of ``values`` by their ``columns``, added in the same order on every run and
+    device: ``index_add_`` adds with atomics on CUDA, in an order (and so to last bits) that change
+    from run to run, which can flip the walk's argmax ties. Each column's values are laid out in a
+    row of a padded table (their input order kept) and the rows summed."""
+    order = torch.argsort(columns, stable=True)
+    columns, values = columns[order], values[order]
+    counts = torch.bincount(columns, minlength=size)  # integer counts: exact in any order
+    starts = torch.cumsum(counts, 0) - counts
+    slots = torch.arange(len(columns), device=columns.device) - starts[columns]
+    table = torch.zeros(size, int(counts.max()) if len(columns) else 0, dtype=values.dtype, device=values.device)
+    table[columns, slots] = values
+    return table.sum(dim=1)
 
 
 def random_walk(scores: torch.Tensor, transition: torch.Tensor, logt: int = 8) -> torch.Tensor:

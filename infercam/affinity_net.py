@@ -25,7 +25,7 @@ from tqdm import tqdm
 from infercam.affinity import (FEATURE_STRIDE, affinity_labels, affinity_loss, pair_indices, pair_labels,
                                voc_labels_of, walk_scores)
 from infercam.cam import claim_folder, load_cams, normalise, to_tensor
-from infercam.config import autocast, resolve_path
+from infercam.config import autocast, resolve_mixed_precision, resolve_path
 from infercam.crf import PSA_CRF, CRFSettings, save_label_maps
 from infercam.models import build_affinity_net
 from infercam.models.affinity import pair_affinities
@@ -146,8 +146,10 @@ def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, ou
     """Pseudo labels of ``names`` into ``out_dir/<name>.png`` (VOC palette): each image's saved maps
     walked with its affinities. With ``crf_dir``, the same walk refined by the dense CRF (the walked
     scores normalised to sum to 1 per pixel) goes there too. Returns ``out_dir``."""
+    # The precision the affinities are computed in, resolved: a folder begun on a CPU in float32 and
+    # resumed on a GPU in bfloat16 is refused rather than mixed.
     walk = {"step": "random_walk", "cams": str(resolve_path(cam_dir)), "alpha": alpha, "beta": beta, "logt": logt,
-            "radius": radius}
+            "radius": radius, "mixed_precision": resolve_mixed_precision(mixed_precision, device)}
 
     def walked(name: str, image: np.ndarray):
         cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")

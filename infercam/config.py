@@ -52,15 +52,69 @@ def _load_profile(profile: str | os.PathLike, extended_by: tuple[Path, ...]) -> 
 
 
 def resolve_device(device: str = "auto"):
-    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch."""
+    """``"auto"`` picks CUDA when present, else the CPU; anything else is passed to torch. A CUDA
+    device is made repeatable (:func:`make_cuda_repeatable`)."""
     import torch
 
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
+    resolved = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {device!r} was asked for but CUDA is not available; use device='auto' or 'cpu'")
+    if resolved.type == "cuda":
+        make_cuda_repeatable()
     return resolved
+
+
+# What torch.use_deterministic_algorithms(warn_only=True) reported in this process: the operations
+# that ran without a deterministic implementation (write_metrics puts them in the run's context).
+_NONDETERMINISTIC_OPS: set[str] = set()
+_NONDETERMINISTIC_MARK = " does not have a deterministic implementation"
+
+
+def make_cuda_repeatable() -> None:
+    """CUDA settings that make a run repeat and "float32" mean float32: deterministic cuDNN
+    algorithms (no benchmark search), deterministic implementations of the other operations where
+    torch has one (an operation without one runs anyway and is recorded: see
+    :func:`nondeterministic_ops`), cuBLAS's deterministic workspace, and TF32 off (cuDNN
+    convolutions use TF32 by default on Ampere and newer, 10 mantissa bits instead of 23).
+    Global and idempotent; :func:`resolve_device` calls it for every CUDA device."""
+    import warnings
+
+    import torch
+
+    # cuBLAS reads it when it first makes its workspace; a value the user set is kept.
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.conv.fp32_precision = "ieee"  # torch >= 2.9's switch; "tf32" is cuDNN's default
+    torch.backends.cuda.matmul.fp32_precision = "ieee"
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if not getattr(warnings.showwarning, "records_nondeterminism", False):
+        shown = warnings.showwarning
+
+        def showwarning(message, *args, **kwargs):
+            record_nondeterministic_warning(str(message))
+            return shown(message, *args, **kwargs)
+
+        showwarning.records_nondeterminism = True
+        warnings.showwarning = showwarning
+
+
+def record_nondeterministic_warning(message: str) -> None:
+    """Remember the operation a warning of ``use_deterministic_algorithms(warn_only=True)`` names."""
+    if _NONDETERMINISTIC_MARK in message:
+        _NONDETERMINISTIC_OPS.add(message.split(_NONDETERMINISTIC_MARK)[0].strip())
+
+
+def record_nondeterministic_ops(ops) -> None:
+    """Add operations known to have run non-deterministically (e.g. those a loaded checkpoint's
+    training recorded) to this process's list."""
+    _NONDETERMINISTIC_OPS.update(ops)
+
+
+def nondeterministic_ops() -> list[str]:
+    """The operations that ran in this process without a deterministic implementation (CUDA only:
+    on the CPU every operation used here is deterministic)."""
+    return sorted(_NONDETERMINISTIC_OPS)
 
 
 def seed_everything(seed: int) -> None:
@@ -99,26 +153,50 @@ def cpu_name(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str:
     return f"{model}, {cores} cores"
 
 
+MIXED_PRECISION_SETTINGS = (True, False, "auto", "native")
+
+
+def cuda_computes_bfloat16(device) -> bool:
+    """Whether the GPU ``device`` (its own index, not the current device) has bfloat16 units:
+    compute capability 8.0 or newer (Ampere on). ``torch.cuda.is_bf16_supported()`` also says yes
+    on older GPUs (T4, V100, RTX 20xx) where torch only emulates bfloat16 and cuDNN has no
+    bfloat16 convolutions."""
+    import torch
+
+    major, _ = torch.cuda.get_device_capability(device)
+    return major >= 8
+
+
 def resolve_mixed_precision(setting: bool | str, device) -> bool:
-    """``"auto"``: bfloat16 autocast where the device computes bfloat16 natively (a GPU that
-    supports it, a CPU with bfloat16 units), float32 elsewhere; True or False force it."""
+    """Whether the networks compute in bfloat16 autocast on ``device``. ``"auto"`` (the default):
+    on a GPU with bfloat16 units (compute capability 8.0+), float32 elsewhere, and always float32
+    on a CPU, so that a seed gives the same numbers on every CPU (issue 17: bfloat16 on a CPU with
+    bfloat16 units moved the classifier's val mAP by 2 points). ``"native"``: also on CPUs with
+    bfloat16 units (AVX-512 BF16, AMX; faster, see ``benchmarks/cpu_precision.py``, with numbers
+    that depend on the CPU). True or False force it (bfloat16 on a device that only emulates it
+    is many times slower)."""
     if isinstance(setting, bool):
         return setting
-    if setting != "auto":
-        raise ValueError(f"mixed_precision must be True, False or 'auto', not {setting!r}")
+    if setting not in MIXED_PRECISION_SETTINGS:
+        raise ValueError(f"mixed_precision must be True, False, 'auto' (bfloat16 on GPUs with bfloat16 units) or "
+                         f"'native' (also on CPUs with them), not {setting!r}")
     import torch
 
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and cpu_computes_bfloat16()
+        return cuda_computes_bfloat16(device)
+    return setting == "native" and device.type == "cpu" and cpu_computes_bfloat16()
+
+
+def precision_name(mixed_precision: bool) -> str:
+    """How a step's networks computed, for its metrics and the book's provenance."""
+    return "bfloat16 autocast" if mixed_precision else "float32"
 
 
 def autocast(device, enabled: bool | str = "auto"):
     """bfloat16 autocast on the CPU or the GPU (no loss scaling needed, unlike float16); a no-op when
-    ``enabled`` is false. ``"auto"`` turns it on only where the device computes bfloat16 natively
-    (:func:`resolve_mixed_precision`): on CPUs with bfloat16 units (AVX-512 BF16, AMX) convolutions
-    run about twice as fast, on the others many times slower."""
+    ``enabled`` is false. ``"auto"`` and ``"native"`` are resolved by
+    :func:`resolve_mixed_precision`."""
     import torch
 
     device = torch.device(device)

@@ -327,8 +327,10 @@ def difference_intervals(work_dirs: dict[str, str | os.PathLike], seed: int = 0)
 
 
 def provenance(runs: dict) -> pd.DataFrame:
-    """Which run made each metrics file: (profile, step) -> date, profile, seed, device, versions,
-    git commit. The ablation batch's runs are one row per grid: its latest run, and how many."""
+    """Which run made each metrics file: (profile, step) -> date, profile, seed, device, precision
+    (of its networks; empty for a step without one), the operations that ran without a
+    deterministic implementation (CUDA), versions, git commit. The ablation batch's runs are one
+    row per grid: its latest run, and how many."""
     rows = {}
     for profile, steps in runs.items():
         batches: dict[str, list[dict]] = {}
@@ -352,6 +354,9 @@ def _context_row(payload: dict) -> dict:
     versions = context.get("versions", {})
     return {"date": context.get("date"), "profile": context.get("profile"), "seed": context.get("seed"),
             "device": context.get("device"), "device name": context.get("device_name"),
+            "precision": context.get("precision"),
+            "not deterministic": None if context.get("nondeterministic_ops") is None  # made before it was recorded
+            else ", ".join(context["nondeterministic_ops"]) or "none",
             "git commit": context.get("git_commit"), **{name: versions.get(name) for name in sorted(versions)}}
 
 

@@ -17,7 +17,8 @@ import numpy as np
 
 from infercam import __version__
 from infercam.bootstrap import ImageConfusions
-from infercam.config import PROJECT_ROOT, cpu_name, resolve_path
+from infercam.config import (PROJECT_ROOT, cpu_name, nondeterministic_ops, precision_name, resolve_mixed_precision,
+                             resolve_path)
 
 
 def _git_commit() -> str | None:
@@ -29,16 +30,21 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def run_context(profile: str, seed: int, device) -> dict:
-    """Date, profile, seed, device and versions of this run."""
+def run_context(profile: str, seed: int, device, mixed_precision: bool | str | None = None) -> dict:
+    """Date, profile, seed, device, precision and versions of this run. ``mixed_precision``: the
+    step's setting (resolved here for ``device``); None for a step that runs no network."""
     import torch
 
+    device = torch.device(device)
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "profile": profile,
         "seed": seed,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(0) if str(device).startswith("cuda") else cpu_name(),
+        # The device's own index: "cuda:1" is not GPU 0 (None: the current GPU).
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "precision": None if mixed_precision is None else precision_name(resolve_mixed_precision(mixed_precision,
+                                                                                                  device)),
         "versions": {"infercam": __version__, "python": platform.python_version(), "torch": torch.__version__,
                      "numpy": np.__version__},
         "git_commit": _git_commit(),
@@ -64,9 +70,12 @@ def metrics_path(work_dir: str | os.PathLike, step: str) -> Path:
 
 
 def write_metrics(work_dir: str | os.PathLike, step: str, metrics: dict, context: dict) -> Path:
-    """Write ``{"context": ..., "metrics": ...}`` atomically, so a crash never leaves half a file."""
+    """Write ``{"context": ..., "metrics": ...}`` atomically, so a crash never leaves half a file.
+    The context gains the operations that ran without a deterministic implementation so far in
+    this process (CUDA; :func:`infercam.config.nondeterministic_ops`)."""
     path = metrics_path(work_dir, step)
     path.parent.mkdir(parents=True, exist_ok=True)
+    context = {**context, "nondeterministic_ops": nondeterministic_ops()}
     payload = {"step": step, "context": _jsonable(context), "metrics": _jsonable(metrics)}
     with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
         json.dump(payload, handle, indent=2, sort_keys=True)

@@ -25,7 +25,7 @@ from torch import nn
 
 from infercam.aamr import AAMRSettings, aamr_loss
 from infercam.cam import normalise, to_tensor
-from infercam.config import autocast
+from infercam.config import autocast, resolve_mixed_precision
 from infercam.crf import DEEPLAB_CRF, CRFSettings, save_label_maps
 from infercam.models import build_segmenter
 from infercam.saliency import load_saliency
@@ -178,7 +178,8 @@ def segment_dataset(model: nn.Module, dataset, out_dir: str | os.PathLike, model
     ``crf_dir``, refined by the dense CRF (deeplab-pytorch's settings) there; ``model_settings``
     (its training settings) is recorded with them, so maps of another model are never mixed in.
     Returns ``out_dir``."""
-    record = {"step": "segmentation", "model": model_settings, "scales": list(scales), "flip": flip}
+    record = {"step": "segmentation", "model": model_settings, "scales": list(scales), "flip": flip,
+              "mixed_precision": resolve_mixed_precision(mixed_precision, device)}  # resolved: see random_walk_labels
 
     def probabilities(name: str, image: np.ndarray):
         scores = segment_probabilities(model, image, scales, flip, device, mixed_precision)

@@ -22,7 +22,8 @@ from torch import nn
 from tqdm import tqdm
 
 from infercam.cam import normalise
-from infercam.config import autocast, resolve_path
+from infercam.config import (autocast, make_cuda_repeatable, nondeterministic_ops, record_nondeterministic_ops,
+                             resolve_path)
 from infercam.models import build_classifier
 from infercam.transforms import ClassificationAugment
 
@@ -253,8 +254,12 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
     """The loop every training here shares: psa's parameter groups and poly schedule, batches and
     augmentation seeded per epoch, ``<checkpoint>.last`` after every epoch (an interrupted run
     resumes to the same weights), the final checkpoint, and a clear stop when the loss diverges.
+    On CUDA, deterministic algorithms (:func:`~infercam.config.make_cuda_repeatable`); the
+    operations that have none are saved with the checkpoints (``nondeterministic_ops``).
     ``batch_loss(batch) -> loss`` or ``(loss, {name: float})``, whose named values join the
     history. Returns the per-step history."""
+    if device.type == "cuda":
+        make_cuda_repeatable()
     checkpoint = Path(checkpoint)
     last = checkpoint.with_name(checkpoint.name + ".last")
     optimizer = make_optimizer(model, settings)
@@ -265,6 +270,7 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = state["history"], state["epoch"]
+        record_nondeterministic_ops(state.get("nondeterministic_ops", []))
     steps_per_epoch = len(data) // settings.batch_size
     if steps_per_epoch == 0:
         raise ValueError(f"{len(data)} training images are fewer than one batch of {settings.batch_size}")
@@ -287,18 +293,21 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
             for group in optimizer.param_groups:
                 group["lr"] = lr * group["lr_multiplier"]
             loss, recorded = _loss_and_record(batch_loss(batch))
-            if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"the loss diverged to {loss.item()} at step {step} (lr {lr:.2e}); "
+            loss_value = loss.item()  # once: each .item() waits for the GPU
+            if not math.isfinite(loss_value):
+                raise FloatingPointError(f"the loss diverged to {loss_value} at step {step} (lr {lr:.2e}); "
                                          f"lower the learning rate (psa: 0.1 diverges for ResNet-38, 0.01 works)")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            history.append({"epoch": epoch, "step": step, "lr": lr, "loss": loss.item(),
+            history.append({"epoch": epoch, "step": step, "lr": lr, "loss": loss_value,
                             "seconds": time.time() - started, **recorded})
-            bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.1e}")
+            bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.1e}")
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                               "history": history, "settings": settings.to_dict()})
-    save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "settings": settings.to_dict()})
+                               "history": history, "settings": settings.to_dict(),
+                               "nondeterministic_ops": nondeterministic_ops()})
+    save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "settings": settings.to_dict(),
+                                 "nondeterministic_ops": nondeterministic_ops()})
     last.unlink(missing_ok=True)
     return pd.DataFrame(history)
 
@@ -312,6 +321,7 @@ def load_finished(checkpoint: str | os.PathLike, settings: TrainingSettings, bui
         return None
     state = load_checkpoint(checkpoint)
     _check_settings(checkpoint, state, settings)
+    record_nondeterministic_ops(state.get("nondeterministic_ops", []))  # its training's, for this run's metrics
     model = build(state)
     model.load_state_dict(state["model"])
     return model.to(device), pd.DataFrame(state["history"])

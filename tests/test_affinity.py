@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from infercam.affinity import (affinity_labels, pair_indices, pair_labels, pair_offsets, random_walk,
-                               transition_matrix, walk_labels)
+from infercam.affinity import (affinity_labels, column_sums_in_order, pair_indices, pair_labels, pair_offsets,
+                               random_walk, transition_matrix, walk_labels)
 from infercam.crf import CRFSettings, dense_crf
 
 UNARY_ONLY = CRFSettings(iterations=1, gaussian_compat=0, bilateral_compat=0)  # the CRF reduces to the argmax
@@ -77,6 +77,28 @@ def test_sparse_walk_equals_psa_s_dense_matrix_power():
 
     flat = scores.reshape(3, -1).t().contiguous()
     assert torch.allclose(_walk_torch(flat, transition, 2 ** logt).t().reshape(3, height, width), expected, atol=1e-5)
+
+
+def test_column_sums_are_index_add_s_numbers_without_its_atomic_adds(monkeypatch):
+    # Catches issue 19's defect 3: index_add_ adds with atomics on CUDA (last bits change between
+    # runs); the ordered reduction must give index_add_'s sums and never call it.
+    torch.manual_seed(0)
+    first, second = pair_indices(9, 11)
+    size = 9 * 11
+    columns = torch.cat([second, first, torch.arange(size)])
+    values = torch.rand(len(columns)) ** 8
+    expected = torch.zeros(size).index_add_(0, columns, values)
+    assert torch.allclose(column_sums_in_order(columns, values, size), expected, rtol=1e-6, atol=0)
+    assert torch.equal(column_sums_in_order(columns, values, size), column_sums_in_order(columns, values, size))
+    assert column_sums_in_order(torch.tensor([3, 0, 3]), torch.tensor([1.0, 2.0, 4.0]), 5).tolist() == [2, 0, 0, 5, 0]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the transition matrix must not sum its columns with index_add_ (atomic on CUDA)")
+
+    monkeypatch.setattr(torch.Tensor, "index_add_", refuse)
+    monkeypatch.setattr(torch, "index_add", refuse)
+    transition = transition_matrix(torch.rand(len(first)), first, second, size)
+    assert torch.allclose(torch.sparse.sum(transition, dim=0).to_dense(), torch.ones(size))
 
 
 def test_walk_spreads_a_class_inside_its_region_and_not_across_a_strong_edge():

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from infercam.affinity_net import load_or_train_affinity_net, make_affinity_labels, random_walk_labels
-from infercam.cam import infer_cams
+from infercam.cam import MapsSettingsError, infer_cams
 from infercam.crf import PSA_CRF
 from infercam.models import build_affinity_net
 from infercam.training import AffinityTraining, load_backbone_weights, train_classifier
@@ -58,6 +58,9 @@ def test_labels_training_and_walk(steps):
     random_walk_labels(model, dataset, cams, root / "walk", logt=3, crf_dir=root / "walk_crf", progress=False)
     assert (root / "walk_crf" / f"{dataset.names[0]}.png").exists()
     assert (out / f"{dataset.names[1]}.png").stat().st_mtime_ns == stamp
+    # Catches issue 19's defect 5: a folder walked in float32 (a CPU) resumed in bfloat16 (a GPU) mixed silently.
+    with pytest.raises(MapsSettingsError, match="mixed_precision"):
+        random_walk_labels(model, dataset, cams, root / "walk", logt=3, mixed_precision=True, progress=False)
 
 
 def test_backbone_weights_come_from_the_classifier_and_a_foreign_file_is_refused(steps, tmp_path):

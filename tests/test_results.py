@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import pandas as pd
 import pytest
 
 from infercam import paper, results
@@ -195,6 +196,23 @@ def test_provenance_shows_each_runs_context_and_one_row_per_ablation_batch():
     assert table.loc[("cpu", "04_combined"), "torch"] == "2.0"
     assert table.loc[("cpu", "ablation/cam_methods (2 runs, latest)"), "git commit"] == "def5678"
     assert len(table) == 2
+
+
+def test_provenance_shows_each_steps_precision_and_what_was_not_deterministic():
+    # Catches issue 17's gap (the book could not say a step ran in bfloat16) and issue 19's defect 2's
+    # record (what could not be deterministic on CUDA).
+    runs = {"cpu": {"01_baseline_cam": payload("01_baseline_cam", {}, precision="float32", nondeterministic_ops=[]),
+                    "08_segmentation": payload("08_segmentation", {}, device="cuda:1", precision="bfloat16 autocast",
+                                               nondeterministic_ops=["nll_loss2d_forward_out_cuda_template",
+                                                                     "upsample_bilinear2d_backward_out_cuda"]),
+                    "04_combined": combined()}}
+    table = results.provenance(runs)
+    assert table.loc[("cpu", "01_baseline_cam"), "precision"] == "float32"
+    assert table.loc[("cpu", "01_baseline_cam"), "not deterministic"] == "none"
+    assert table.loc[("cpu", "08_segmentation"), "precision"] == "bfloat16 autocast"
+    assert table.loc[("cpu", "08_segmentation"), "not deterministic"] == ("nll_loss2d_forward_out_cuda_template, "
+                                                                          "upsample_bilinear2d_backward_out_cuda")
+    assert pd.isna(table.loc[("cpu", "04_combined"), "not deterministic"])  # an older file: unknown, not "none"
 
 
 def test_to_json_is_nested_and_has_no_nan():

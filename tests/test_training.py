@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from infercam import training
+from infercam import config, training
 from infercam.datasets import VOCSegmentation
 from infercam.minivoc import MiniVOCConfig, generate_minivoc
 from infercam.training import (CheckpointError, ClassifierTraining, load_baseline_classifier, load_or_train_classifier,
@@ -81,6 +81,18 @@ def test_a_finished_checkpoint_is_loaded_not_retrained(dataset, tmp_path):
     assert path.stat().st_mtime_ns == stamp and len(history) == 3  # (8 train + 4 aug) // batch 4 steps
     for a, b in zip(trained.state_dict().values(), loaded.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_checkpoint_carries_what_ran_non_deterministically_into_the_runs_that_load_it(dataset, tmp_path,
+                                                                                         monkeypatch):
+    # Catches issue 19's defect 2 (provenance half): a later run that loads a CUDA-trained network must
+    # still report the operations its training ran without a deterministic implementation.
+    monkeypatch.setattr(config, "_NONDETERMINISTIC_OPS", {"nll_loss2d_forward_out_cuda_template"})
+    path = tmp_path / "classifier.pth"
+    train_classifier(dataset, tiny_settings(epochs=1), path, progress=False)
+    monkeypatch.setattr(config, "_NONDETERMINISTIC_OPS", set())  # a new process
+    load_or_train_classifier(dataset, tiny_settings(epochs=1), path, progress=False)
+    assert config.nondeterministic_ops() == ["nll_loss2d_forward_out_cuda_template"]
 
 
 def test_other_settings_or_a_corrupt_file_are_named_and_nothing_is_overwritten(dataset, tmp_path):
