@@ -66,11 +66,11 @@ def _first(names: list[str], count: int | None) -> list[str]:
     return names if count is None else names[:count]
 
 
-class _Step:
+class Step:
     """What every step shares: the parameters (notebook defaults, then the profile), the device of
     this rank, and this rank's share of a name list."""
 
-    def __init__(self, step: str, profile, rank: int, world_size: int, local_rank: int):
+    def __init__(self, step: str, profile: str | os.PathLike, rank: int, world_size: int, local_rank: int):
         self.parameters = {**notebook_defaults(NOTEBOOKS_DIR / f"{STEPS[step]}.ipynb"), **load_profile(profile)}
         self.rank, self.world_size = rank, world_size
         seed_everything(self.parameters["seed"])
@@ -90,7 +90,7 @@ class _Step:
         return shard(names, self.rank, self.world_size)
 
 
-def sharded_maps(step: _Step, split: str, method: str) -> Path:
+def sharded_maps(step: Step, split: str, method: str) -> Path:
     """This rank's share of ``method``'s maps of ``split`` with the profile's classifier and CAM protocol."""
     dataset = step.dataset(split)
     model = load_baseline_classifier(step["work_dir"], step["profile"], step["classifier_weights"], step["backbone"],
@@ -100,7 +100,7 @@ def sharded_maps(step: _Step, split: str, method: str) -> Path:
                         batch_size=step["cam_batch_size"])
 
 
-def sharded_affinity_labels(step: _Step) -> Path:
+def sharded_affinity_labels(step: Step) -> Path:
     """This rank's share of 07's affinity labels: its first train images, from the baseline maps."""
     train = step.dataset("train")
     return make_affinity_labels(train, maps_dir(step["work_dir"], METHODS["baseline"], "train"),
@@ -110,7 +110,7 @@ def sharded_affinity_labels(step: _Step) -> Path:
                                 progress=step.rank == 0)
 
 
-def _affinity_net(step: _Step) -> torch.nn.Module:
+def _affinity_net(step: Step) -> torch.nn.Module:
     """07's AffinityNet: the profile's weights, or the network 07 trained."""
     if step["affinity_weights"]:
         model = build_affinity_net(step["backbone"], step["width"])
@@ -132,7 +132,7 @@ def _affinity_net(step: _Step) -> torch.nn.Module:
     return finished[0].eval()
 
 
-def sharded_random_walk(step: _Step, split: str, method: str) -> Path:
+def sharded_random_walk(step: Step, split: str, method: str) -> Path:
     """This rank's share of 07's pseudo labels (walked, and walked + CRF) of ``method``'s maps of
     ``split``: train's first num_eval_images, every image of another split (08's training images)."""
     dataset = step.dataset(split)
@@ -144,13 +144,12 @@ def sharded_random_walk(step: _Step, split: str, method: str) -> Path:
                               device=step.device, mixed_precision=step.mixed_precision, progress=step.rank == 0)
 
 
-def sharded_segmentation(step: _Step, method: str, variant: str) -> Path:
-    """This rank's share of 08's val predictions (and their CRF) by the DeepLab that 08 trained on
-    ``method``'s pseudo labels with the saliency use ``variant``."""
+def segmenter_settings(step: Step, variant: str) -> SegmentationTraining:
+    """08's DeepLab training settings with the saliency use ``variant``."""
     aamr = AAMRSettings(alpha=step["alpha"], saliency_threshold=step["saliency_threshold"],
                         tau_measure=step["tau_measure"], tau_scope=step["tau_scope"],
                         saliency_target=step["saliency_target"])
-    settings = SegmentationTraining(
+    return SegmentationTraining(
         backbone=step["seg_backbone"], width=step["seg_width"], epochs=step["seg_epochs"],
         batch_size=step["seg_batch_size"], crop=step["seg_crop"], resize_long=step["seg_resize_long"],
         optimizer=step["seg_optimizer"], lr=step["seg_lr"], weight_decay=step["seg_weight_decay"],
@@ -158,7 +157,18 @@ def sharded_segmentation(step: _Step, method: str, variant: str) -> Path:
         num_workers=step["num_workers"], seed=step["seed"],
         initial_weights=step["seg_initial_weights"] or str(step.work / "classifier" / "classifier.pth"), aamr=aamr,
         saliency=variant)
-    out = step.work / "segmentation" / f"{method}-{step['pseudo_label_step']}" / settings.slug
+
+
+def segmenter_folder(step: Step, method: str, settings: SegmentationTraining) -> Path:
+    """Where 08 keeps the DeepLab trained on ``method``'s pseudo labels with ``settings`` and its predictions."""
+    return step.work / "segmentation" / f"{method}-{step['pseudo_label_step']}" / settings.slug
+
+
+def sharded_segmentation(step: Step, method: str, variant: str) -> Path:
+    """This rank's share of 08's val predictions (and their CRF) by the DeepLab that 08 trained on
+    ``method``'s pseudo labels with the saliency use ``variant``."""
+    settings = segmenter_settings(step, variant)
+    out = segmenter_folder(step, method, settings)
     finished = load_finished(out / "deeplab.pth", settings,
                              lambda state: build_segmenter(settings.backbone, width=settings.width), step.device)
     if finished is None:
@@ -173,7 +183,7 @@ def sharded_segmentation(step: _Step, method: str, variant: str) -> Path:
 
 def run_step(args: argparse.Namespace, rank: int = 0, world_size: int = 1, local_rank: int = 0) -> Path:
     """This rank's share of ``args.step``; the folder it writes."""
-    step = _Step(args.step, args.profile, rank, world_size, local_rank)
+    step = Step(args.step, args.profile, rank, world_size, local_rank)
     method = args.method or ("ours" if args.step == "cams" else step["pseudo_label_method"])
     if args.step == "cams":
         return sharded_maps(step, args.split or "train", method)

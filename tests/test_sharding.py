@@ -16,8 +16,8 @@ import torch
 from infercam.cam import read_timing
 from infercam.conditional import maps_dir
 from infercam.affinity_net import pseudo_label_dir
-from infercam.models import build_affinity_net, build_classifier
-from infercam.sharding import METHODS, TrainFirst, run_step, shard
+from infercam.models import build_affinity_net, build_classifier, build_segmenter
+from infercam.sharding import METHODS, Step, TrainFirst, run_step, segmenter_folder, segmenter_settings, shard
 from infercam.voc import load_label_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
@@ -39,7 +39,7 @@ def tiny_profile(tmp_path_factory) -> tuple[Path, Path]:
     """A profile extending the smoke one: a tiny mini-VOC, random ResNet-18s as classifier_weights and
     affinity_weights."""
     root = tmp_path_factory.mktemp("sharding")
-    voc = tiny_split(root, "train", seed=3, num_train=5, num_val=1).root
+    voc = tiny_split(root, "train", seed=3, num_train=5, num_val=3).root
     torch.manual_seed(0)
     weights = root / "classifier.pth"
     torch.save(build_classifier("resnet18", output_stride=8).state_dict(), weights)
@@ -126,3 +126,25 @@ def test_a_step_whose_network_is_untrained_or_split_is_not_its_notebooks_says_wh
         run_step(argparse.Namespace(split=None, **arguments))
     with pytest.raises(ValueError, match="works on val only"):
         run_step(argparse.Namespace(split="train", **arguments))
+
+
+def test_two_gloo_ranks_make_the_single_process_segmentation(tiny_profile):
+    # catches sharded val predictions that differ from one process's, or miss the trained DeepLab 08 would use
+    profiles, root = tiny_profile
+    torch.manual_seed(0)
+    model = build_segmenter("resnet18", width=8).state_dict()  # stands in for a DeepLab that 08 trained
+    folders = {}
+    for name in ("single", "sharded"):
+        step = Step("segmentation", profiles[name], 0, 1, 0)
+        settings = segmenter_settings(step, "none")
+        folders[name] = segmenter_folder(step, "baseline", settings)
+        folders[name].mkdir(parents=True)
+        torch.save({"settings": settings.to_dict(), "model": model, "history": []}, folders[name] / "deeplab.pth")
+    arguments = ["-m", "infercam.sharding", "--step", "segmentation", "--method", "baseline", "--variant", "none"]
+    _run(sys.executable, *arguments, "--profile", str(profiles["single"]))
+    _run(str(TORCHRUN), "--standalone", "--nproc_per_node=2", *arguments, "--profile", str(profiles["sharded"]))
+    for kind in ("val", "val_crf"):
+        single, sharded = _labels(folders["single"] / kind), _labels(folders["sharded"] / kind)
+        assert len(single) == 3 and single.keys() == sharded.keys(), kind
+        for name in single:
+            np.testing.assert_array_equal(single[name], sharded[name], err_msg=f"{kind}: {name}")
