@@ -1,18 +1,22 @@
-"""CAMs of any method sharded across processes: one process per GPU, launched by ``torchrun``.
+"""The per-image steps sharded across processes: one process per GPU, launched by ``torchrun``.
 
-    torchrun --nproc_per_node=8 -m infercam.sharding --profile paper --split train_aug --method ours
-    python -m infercam.sharding --profile rehearsal --split train --method baseline     # one process
+    torchrun --nproc_per_node=8 -m infercam.sharding --profile paper --step cams --split train_aug --method ours
+    python -m infercam.sharding --profile rehearsal --step affinity_labels                # one process
 
-Rank r of n computes the maps of images r, r+n, r+2n, ... of the split that are not saved yet, into
-the folder the notebooks read (:func:`infercam.conditional.maps_dir`). Each image's map is its own
-file written atomically, so ranks never collide and an interrupted run, launched again, computes
-only what is missing. Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set) each rank takes GPU
-LOCAL_RANK and the ranks join a process group (NCCL on GPUs, gloo on CPUs) only to wait for each
-other at the end. The classifier and CAM protocol are the profile's (01_baseline_cam's parameters).
+Steps (each writes where its notebook reads, with that notebook's parameters and the profile's):
+``cams`` (01-04: a method's maps of a split), ``affinity_labels`` (07: from the baseline maps of
+train), ``random_walk`` (07: a method's pseudo labels of a split, with the profile's AffinityNet or
+07's trained one), ``segmentation`` (08: a trained DeepLab's val predictions, with and without CRF).
+Rank r of n takes images r, r+n, r+2n, ... of the step's list (:func:`shard`) that are not saved yet.
+Each image's output is its own file written atomically, so ranks never collide and an interrupted
+run, launched again, computes only what is missing. Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK
+set) each rank takes GPU LOCAL_RANK and the ranks join a process group (NCCL on GPUs, gloo on CPUs)
+only to wait for each other at the end.
 
-Training stays on one device: IRN's and SEAM's users report that multi-GPU training without
-synchronised BatchNorm loses points, and psa's classifier and AffinityNet train with per-GPU batches
-of 8 or fewer, where unsynchronised statistics are the noisiest.
+Training stays on one device (the notebooks train; these steps refuse to start without the finished
+network): IRN's and SEAM's users report that multi-GPU training without synchronised BatchNorm loses
+points, and psa's classifier and AffinityNet train with per-GPU batches of 8 or fewer, where
+unsynchronised statistics are the noisiest.
 """
 from __future__ import annotations
 
@@ -24,14 +28,25 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from infercam.conditional import MethodSettings, compute_maps
-from infercam.config import load_profile, resolve_device, resolve_mixed_precision, seed_everything
+from infercam.aamr import AAMRSettings
+from infercam.affinity_net import make_affinity_labels, pseudo_label_dir, random_walk_labels
+from infercam.conditional import MethodSettings, compute_maps, maps_dir
+from infercam.config import load_profile, resolve_device, resolve_mixed_precision, resolve_path, seed_everything
+from infercam.crf import PSA_CRF
 from infercam.datasets import VOCSegmentation
+from infercam.models import build_affinity_net, build_segmenter
 from infercam.notebooks import NOTEBOOKS_DIR, notebook_defaults
-from infercam.training import load_baseline_classifier
+from infercam.segmentation import SegmentationTraining, segment_dataset
+from infercam.training import AffinityTraining, load_baseline_classifier, load_checkpoint, load_finished
 
 METHODS = {"baseline": MethodSettings(), "split_unite": MethodSettings(split_unite=True),
            "iterative": MethodSettings(iterative=True), "ours": MethodSettings(split_unite=True, iterative=True)}
+STEPS = {"cams": "01_baseline_cam", "affinity_labels": "07_random_walk", "random_walk": "07_random_walk",
+         "segmentation": "08_segmentation"}  # the notebook whose parameters each step takes
+
+
+class TrainFirst(RuntimeError):
+    """A step needs a network that only its notebook trains (training stays on one device)."""
 
 
 def shard(names: list[str], rank: int, world_size: int) -> list[str]:
@@ -47,28 +62,151 @@ def _launched_rank() -> tuple[int, int, int]:
                  (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
 
 
-def sharded_maps(profile: str | os.PathLike, split: str, method: str, rank: int = 0, world_size: int = 1,
-                 local_rank: int = 0) -> Path:
+def _first(names: list[str], count: int | None) -> list[str]:
+    return names if count is None else names[:count]
+
+
+class Step:
+    """What every step shares: the parameters (notebook defaults, then the profile), the device of
+    this rank, and this rank's share of a name list."""
+
+    def __init__(self, step: str, profile: str | os.PathLike, rank: int, world_size: int, local_rank: int):
+        self.parameters = {**notebook_defaults(NOTEBOOKS_DIR / f"{STEPS[step]}.ipynb"), **load_profile(profile)}
+        self.rank, self.world_size = rank, world_size
+        seed_everything(self.parameters["seed"])
+        self.device = resolve_device(self.parameters["device"])
+        if self.device.type == "cuda":
+            self.device = torch.device("cuda", local_rank)
+        self.mixed_precision = resolve_mixed_precision(self.parameters["mixed_precision"], self.device)
+        self.work = resolve_path(self.parameters["work_dir"])
+
+    def __getitem__(self, key: str):
+        return self.parameters[key]
+
+    def dataset(self, split: str) -> VOCSegmentation:
+        return VOCSegmentation(self["data_root"], split)
+
+    def share(self, names: list[str]) -> list[str]:
+        return shard(names, self.rank, self.world_size)
+
+
+def sharded_maps(step: Step, split: str, method: str) -> Path:
     """This rank's share of ``method``'s maps of ``split`` with the profile's classifier and CAM protocol."""
-    parameters = {**notebook_defaults(NOTEBOOKS_DIR / "01_baseline_cam.ipynb"), **load_profile(profile)}
-    seed_everything(parameters["seed"])
-    device = resolve_device(parameters["device"])
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-    dataset = VOCSegmentation(parameters["data_root"], split)
-    model = load_baseline_classifier(parameters["work_dir"], parameters["profile"], parameters["classifier_weights"],
-                                     parameters["backbone"], parameters["cam_output_stride"], device)
-    return compute_maps(METHODS[method], model, dataset, parameters["work_dir"], parameters["cam_scales"],
-                        parameters["cam_flip"], device, resolve_mixed_precision(parameters["mixed_precision"], device),
-                        names=shard(dataset.names, rank, world_size), progress=rank == 0,
-                        batch_size=parameters["cam_batch_size"])
+    dataset = step.dataset(split)
+    model = load_baseline_classifier(step["work_dir"], step["profile"], step["classifier_weights"], step["backbone"],
+                                     step["cam_output_stride"], step.device)
+    return compute_maps(METHODS[method], model, dataset, step["work_dir"], step["cam_scales"], step["cam_flip"],
+                        step.device, step.mixed_precision, names=step.share(dataset.names), progress=step.rank == 0,
+                        batch_size=step["cam_batch_size"])
+
+
+def sharded_affinity_labels(step: Step) -> Path:
+    """This rank's share of 07's affinity labels: its first train images, from the baseline maps."""
+    train = step.dataset("train")
+    return make_affinity_labels(train, maps_dir(step["work_dir"], METHODS["baseline"], "train"),
+                                step.work / "affinity" / "labels",
+                                names=step.share(_first(train.names, step["num_label_images"])),
+                                alpha_low=step["alpha_low"], alpha_high=step["alpha_high"], scale=step["label_scale"],
+                                progress=step.rank == 0)
+
+
+def _affinity_net(step: Step) -> torch.nn.Module:
+    """07's AffinityNet: the profile's weights, or the network 07 trained."""
+    if step["affinity_weights"]:
+        model = build_affinity_net(step["backbone"], step["width"])
+        state = load_checkpoint(resolve_path(step["affinity_weights"]))
+        model.load_state_dict(state.get("model", state), strict=True)
+        return model.to(step.device).eval()
+    settings = AffinityTraining(
+        backbone=step["backbone"], width=step["width"], epochs=step["aff_epochs"], batch_size=step["aff_batch_size"],
+        crop=step["aff_crop"], resize_long=step["aff_resize_long"], optimizer=step["aff_optimizer"], lr=step["aff_lr"],
+        weight_decay=step["aff_weight_decay"], head_lr_multiplier=step["aff_head_lr_multiplier"], bias_lr_multiplier=1.0,
+        mixed_precision=step.mixed_precision, num_workers=step["num_workers"], seed=step["seed"],
+        initial_weights=str(step.work / "classifier" / "classifier.pth"))
+    checkpoint = step.work / "affinity" / "affinity_net.pth"
+    finished = load_finished(checkpoint, settings, lambda state: build_affinity_net(settings.backbone, settings.width),
+                             step.device)
+    if finished is None:
+        raise TrainFirst(f"no trained AffinityNet at {checkpoint}: run notebooks/07_random_walk.ipynb with this profile "
+                         "first (it trains on one device), or set affinity_weights in the profile")
+    return finished[0].eval()
+
+
+def sharded_random_walk(step: Step, split: str, method: str) -> Path:
+    """This rank's share of 07's pseudo labels (walked, and walked + CRF) of ``method``'s maps of
+    ``split``: train's first num_eval_images, every image of another split (08's training images)."""
+    dataset = step.dataset(split)
+    names = _first(dataset.names, step["num_eval_images"]) if split == "train" else dataset.names
+    return random_walk_labels(_affinity_net(step), dataset, maps_dir(step["work_dir"], METHODS[method], split),
+                              pseudo_label_dir(step["work_dir"], method, "rw", split), names=step.share(names),
+                              alpha=step["rw_alpha"], beta=step["rw_beta"], logt=step["rw_logt"],
+                              crf_dir=pseudo_label_dir(step["work_dir"], method, "rw_crf", split), crf=PSA_CRF,
+                              device=step.device, mixed_precision=step.mixed_precision, progress=step.rank == 0)
+
+
+def segmenter_settings(step: Step, variant: str) -> SegmentationTraining:
+    """08's DeepLab training settings with the saliency use ``variant``."""
+    aamr = AAMRSettings(alpha=step["alpha"], saliency_threshold=step["saliency_threshold"],
+                        tau_measure=step["tau_measure"], tau_scope=step["tau_scope"],
+                        saliency_target=step["saliency_target"])
+    return SegmentationTraining(
+        backbone=step["seg_backbone"], width=step["seg_width"], epochs=step["seg_epochs"],
+        batch_size=step["seg_batch_size"], crop=step["seg_crop"], resize_long=step["seg_resize_long"],
+        optimizer=step["seg_optimizer"], lr=step["seg_lr"], weight_decay=step["seg_weight_decay"],
+        head_lr_multiplier=step["seg_head_lr_multiplier"], mixed_precision=step.mixed_precision,
+        num_workers=step["num_workers"], seed=step["seed"],
+        initial_weights=step["seg_initial_weights"] or str(step.work / "classifier" / "classifier.pth"), aamr=aamr,
+        saliency=variant)
+
+
+def segmenter_folder(step: Step, method: str, settings: SegmentationTraining) -> Path:
+    """Where 08 keeps the DeepLab trained on ``method``'s pseudo labels with ``settings`` and its predictions."""
+    return step.work / "segmentation" / f"{method}-{step['pseudo_label_step']}" / settings.slug
+
+
+def sharded_segmentation(step: Step, method: str, variant: str) -> Path:
+    """This rank's share of 08's val predictions (and their CRF) by the DeepLab that 08 trained on
+    ``method``'s pseudo labels with the saliency use ``variant``."""
+    settings = segmenter_settings(step, variant)
+    out = segmenter_folder(step, method, settings)
+    finished = load_finished(out / "deeplab.pth", settings,
+                             lambda state: build_segmenter(settings.backbone, width=settings.width), step.device)
+    if finished is None:
+        raise TrainFirst(f"no trained DeepLab at {out / 'deeplab.pth'}: run notebooks/08_segmentation.ipynb with this "
+                         "profile first (it trains on one device)")
+    val = step.dataset("val")
+    return segment_dataset(finished[0], val, out / "val", settings.to_dict(),
+                           step.share(_first(val.names, step["seg_val_images"])), step["test_scales"],
+                           step["test_flip"], crf_dir=out / "val_crf", device=step.device,
+                           mixed_precision=step.mixed_precision, progress=step.rank == 0)
+
+
+def run_step(args: argparse.Namespace, rank: int = 0, world_size: int = 1, local_rank: int = 0) -> Path:
+    """This rank's share of ``args.step``; the folder it writes."""
+    step = Step(args.step, args.profile, rank, world_size, local_rank)
+    method = args.method or ("ours" if args.step == "cams" else step["pseudo_label_method"])
+    if args.step == "cams":
+        return sharded_maps(step, args.split or "train", method)
+    if args.step == "random_walk":
+        return sharded_random_walk(step, args.split or "train", method)
+    fixed_split = {"affinity_labels": "train", "segmentation": "val"}[args.step]
+    if args.split not in (None, fixed_split):
+        raise ValueError(f"--step {args.step} works on {fixed_split} only (as its notebook does), not "
+                         f"--split {args.split}: leave --split out")
+    if args.step == "affinity_labels":
+        return sharded_affinity_labels(step)
+    return sharded_segmentation(step, method, args.variant)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infercam.sharding", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", required=True, help="profile name under profiles/ or path to a YAML file")
-    parser.add_argument("--split", default="train", help="train, val or train_aug (default: train)")
-    parser.add_argument("--method", choices=sorted(METHODS), default="ours", help="default: ours (split & unite + iterative)")
+    parser.add_argument("--step", choices=list(STEPS), default="cams", help="default: cams")
+    parser.add_argument("--split", help="cams and random_walk: train, val or train_aug (default: train)")
+    parser.add_argument("--method", choices=sorted(METHODS),
+                        help="whose maps: default ours for cams, the profile's pseudo_label_method otherwise")
+    parser.add_argument("--variant", choices=["none", "background_cue", "aamr"], default="aamr",
+                        help="segmentation: the DeepLab trained with this use of saliency (default: aamr)")
     args = parser.parse_args(argv)
     rank, world_size, local_rank = _launched_rank()
     if world_size > 1:
@@ -76,14 +214,14 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
-        folder = sharded_maps(args.profile, args.split, args.method, rank, world_size, local_rank)
+        folder = run_step(args, rank, world_size, local_rank)
         if world_size > 1:
             dist.barrier()  # the set is complete only when every rank is done
     finally:
         if world_size > 1:
             dist.destroy_process_group()
     if rank == 0:
-        print(f"{args.method} maps of {args.split}: {folder}")
+        print(f"{args.step}: {folder}")
     return 0
 
 

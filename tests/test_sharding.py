@@ -1,7 +1,10 @@
-"""Sharded CAM inference (infercam.sharding): 2 gloo processes under torchrun give the single process's
-maps, and a run that lost a rank's work completes the set when launched again."""
+"""Sharded per-image steps (infercam.sharding): 2 gloo processes under torchrun give the single process's
+maps, affinity labels and random-walk pseudo labels, and a run that lost a rank's work completes the set
+when launched again."""
 from __future__ import annotations
 
+import argparse
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,8 +15,10 @@ import torch
 
 from infercam.cam import read_timing
 from infercam.conditional import maps_dir
-from infercam.models import build_classifier
-from infercam.sharding import METHODS, shard
+from infercam.affinity_net import pseudo_label_dir
+from infercam.models import build_affinity_net, build_classifier, build_segmenter
+from infercam.sharding import METHODS, Step, TrainFirst, run_step, segmenter_folder, segmenter_settings, shard
+from infercam.voc import load_label_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
 from tiny_data import tiny_split  # noqa: E402
@@ -31,17 +36,21 @@ def test_the_shards_cover_every_name_once():
 
 @pytest.fixture(scope="module")
 def tiny_profile(tmp_path_factory) -> tuple[Path, Path]:
-    """A profile extending the smoke one: a tiny mini-VOC, a random ResNet-18 as classifier_weights."""
+    """A profile extending the smoke one: a tiny mini-VOC, random ResNet-18s as classifier_weights and
+    affinity_weights."""
     root = tmp_path_factory.mktemp("sharding")
-    voc = tiny_split(root, "train", seed=3, num_train=5, num_val=1).root
+    voc = tiny_split(root, "train", seed=3, num_train=5, num_val=3).root
     torch.manual_seed(0)
     weights = root / "classifier.pth"
     torch.save(build_classifier("resnet18", output_stride=8).state_dict(), weights)
+    affinity_weights = root / "affinity.pth"
+    torch.save(build_affinity_net("resnet18", width=8).state_dict(), affinity_weights)
     profiles = {}
     for name in ("single", "sharded"):
         profiles[name] = root / f"{name}.yaml"
         profiles[name].write_text(f"extends: smoke\nprofile: {name}\ndata_root: {voc}\nwork_dir: {root / name}\n"
-                                  f"classifier_weights: {weights}\nbackbone: resnet18\ncam_batch_size: 1\n")
+                                  f"classifier_weights: {weights}\naffinity_weights: {affinity_weights}\n"
+                                  "backbone: resnet18\ncam_batch_size: 1\n")
     return profiles, root
 
 
@@ -81,3 +90,61 @@ def test_two_gloo_ranks_make_the_single_process_maps_and_resume_after_losing_one
     assert resumed.keys() == single.keys() and read_timing(folder)["images"] == 5 + len(lost)
     for name in single:
         np.testing.assert_array_equal(single[name]["cams"], resumed[name]["cams"], err_msg=name)
+
+
+def _labels(folder: Path) -> dict[str, np.ndarray]:
+    return {path.name: load_label_png(path) for path in sorted(folder.glob("*.png"))}
+
+
+def test_two_gloo_ranks_make_the_single_process_affinity_and_pseudo_labels(tiny_profile):
+    # catches a step whose ranks skip or repeat images, collide, or read other settings than one process
+    profiles, root = tiny_profile
+    _run(sys.executable, "-m", "infercam.sharding", "--profile", str(profiles["single"]), "--method", "baseline")
+    baseline = maps_dir(root / "single", METHODS["baseline"], "train")
+    shutil.copytree(baseline, maps_dir(root / "sharded", METHODS["baseline"], "train"), dirs_exist_ok=True)
+    for step in ("affinity_labels", "random_walk"):
+        arguments = ["-m", "infercam.sharding", "--step", step, "--method", "baseline"]
+        _run(sys.executable, *arguments, "--profile", str(profiles["single"]))
+        _run(str(TORCHRUN), "--standalone", "--nproc_per_node=2", *arguments, "--profile", str(profiles["sharded"]))
+
+    def folders(work_dir: Path) -> dict[str, Path]:
+        return {"affinity labels": work_dir / "affinity" / "labels",
+                **{step: pseudo_label_dir(work_dir, "baseline", step) for step in ("rw", "rw_crf")}}
+
+    for (kind, single_folder), sharded_folder in zip(folders(root / "single").items(), folders(root / "sharded").values()):
+        single, sharded = _labels(single_folder), _labels(sharded_folder)
+        assert len(single) == 5 and single.keys() == sharded.keys(), kind
+        for name in single:
+            np.testing.assert_array_equal(single[name], sharded[name], err_msg=f"{kind}: {name}")
+
+
+def test_a_step_whose_network_is_untrained_or_split_is_not_its_notebooks_says_what_to_do(tiny_profile):
+    # catches a sharded step that would segment with an untrained DeepLab or silently ignore --split
+    profiles, _ = tiny_profile
+    arguments = {"profile": str(profiles["single"]), "step": "segmentation", "method": None, "variant": "aamr"}
+    with pytest.raises(TrainFirst, match="run notebooks/08_segmentation.ipynb"):
+        run_step(argparse.Namespace(split=None, **arguments))
+    with pytest.raises(ValueError, match="works on val only"):
+        run_step(argparse.Namespace(split="train", **arguments))
+
+
+def test_two_gloo_ranks_make_the_single_process_segmentation(tiny_profile):
+    # catches sharded val predictions that differ from one process's, or miss the trained DeepLab 08 would use
+    profiles, root = tiny_profile
+    torch.manual_seed(0)
+    model = build_segmenter("resnet18", width=8).state_dict()  # stands in for a DeepLab that 08 trained
+    folders = {}
+    for name in ("single", "sharded"):
+        step = Step("segmentation", profiles[name], 0, 1, 0)
+        settings = segmenter_settings(step, "none")
+        folders[name] = segmenter_folder(step, "baseline", settings)
+        folders[name].mkdir(parents=True)
+        torch.save({"settings": settings.to_dict(), "model": model, "history": []}, folders[name] / "deeplab.pth")
+    arguments = ["-m", "infercam.sharding", "--step", "segmentation", "--method", "baseline", "--variant", "none"]
+    _run(sys.executable, *arguments, "--profile", str(profiles["single"]))
+    _run(str(TORCHRUN), "--standalone", "--nproc_per_node=2", *arguments, "--profile", str(profiles["sharded"]))
+    for kind in ("val", "val_crf"):
+        single, sharded = _labels(folders["single"] / kind), _labels(folders["sharded"] / kind)
+        assert len(single) == 3 and single.keys() == sharded.keys(), kind
+        for name in single:
+            np.testing.assert_array_equal(single[name], sharded[name], err_msg=f"{kind}: {name}")

@@ -95,7 +95,7 @@ def test_extrapolate_gives_minutes_per_image_count():
     minutes = extrapolate(pd.Series({"a": 0.5, "b": 1.5}), {"set": 120})
     assert list(minutes.columns) == ["min for set (120 images)"]
     assert minutes.loc["a"].iloc[0] == pytest.approx(1.0) and minutes.loc["b"].iloc[0] == pytest.approx(3.0)
-    assert set(VOC_IMAGES) == {"VOC train", "VOC train_aug"}
+    assert VOC_IMAGES == {"VOC train": 1464, "VOC val": 1449, "VOC train_aug": 10582}  # VOC 2012's split sizes
 
 
 def test_training_times_read_the_metrics_files_and_note_what_is_missing(tmp_path):
