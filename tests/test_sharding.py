@@ -64,6 +64,13 @@ def _run(*command: str) -> None:
     assert finished.returncode == 0, f"{' '.join(command)} failed:\n{finished.stdout[-3000:]}\n{finished.stderr[-3000:]}"
 
 
+def _assert_same_maps(single: np.ndarray, sharded: np.ndarray, name: str) -> None:
+    # One process batches other images together than each rank does (cam_batch_size), and batched
+    # convolutions may sum in another order: the float16 maps then differ by an ulp (seen: 3e-5 in one
+    # of 2,304 values). A skipped, repeated or mixed-up image differs by far more than 1e-3.
+    np.testing.assert_allclose(single, sharded, rtol=0, atol=1e-3, err_msg=name)
+
+
 def test_two_gloo_ranks_make_the_single_process_maps_and_resume_after_losing_one(tiny_profile):
     # catches ranks that skip or repeat images, collide on shared files, or differ from one process
     profiles, root = tiny_profile
@@ -76,7 +83,7 @@ def test_two_gloo_ranks_make_the_single_process_maps_and_resume_after_losing_one
     folder = maps_dir(root / "sharded", METHODS["ours"], "train")
     assert read_timing(folder)["images"] == 5  # no image computed twice, no rank's count lost
     for name in single:
-        np.testing.assert_array_equal(single[name]["cams"], split[name]["cams"], err_msg=name)
+        _assert_same_maps(single[name]["cams"], split[name]["cams"], name)
         np.testing.assert_array_equal(single[name]["class_ids"], split[name]["class_ids"], err_msg=name)
 
     # rank 1 killed mid-run: its images' maps (both methods) never written, a half-written temporary left
@@ -89,7 +96,7 @@ def test_two_gloo_ranks_make_the_single_process_maps_and_resume_after_losing_one
     resumed = _maps(root / "sharded")
     assert resumed.keys() == single.keys() and read_timing(folder)["images"] == 5 + len(lost)
     for name in single:
-        np.testing.assert_array_equal(single[name]["cams"], resumed[name]["cams"], err_msg=name)
+        _assert_same_maps(single[name]["cams"], resumed[name]["cams"], name)
 
 
 def _labels(folder: Path) -> dict[str, np.ndarray]:
