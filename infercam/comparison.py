@@ -28,7 +28,9 @@ def compare_runs(runs: dict[str, str | os.PathLike], step: str, rows: dict[str, 
                           for label, payload in payloads.items()}).astype(float)
     first, last = table.columns[0], table.columns[-1]
     table["change"] = table[last] - table[first]
-    table.attrs["runs"] = {label: {key: payload["context"].get(key) for key in ("profile", "date", "git_commit")}
+    # precision: absent from files saved before it was recorded (shown empty)
+    provenance = ("profile", "date", "git_commit", "device_name", "precision")
+    table.attrs["runs"] = {label: {key: payload["context"].get(key) for key in provenance}
                            for label, payload in payloads.items()}
     return table
 
