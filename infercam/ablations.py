@@ -40,7 +40,8 @@ import yaml
 from tqdm import tqdm
 
 from infercam import paper
-from infercam.bootstrap import paired_bootstrap, verdict_of
+from infercam.bootstrap import ImageConfusions, paired_bootstrap, paired_bootstrap_by_group, truth_class_counts, verdict_of
+from infercam.cam_analysis import class_count_group
 from infercam.config import PROJECT_ROOT, load_profile, resolve_path
 from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, notebook_defaults
 from infercam.runs import metrics_path, read_confusions
@@ -215,13 +216,30 @@ def collect_table(grid: Grid, work_dir) -> pd.DataFrame:
     return table
 
 
+def saved_confusions(grid: Grid, work_dir, names=None) -> dict[str, ImageConfusions]:
+    """The per-image confusions each configuration's run saved (of ``names``, default all), by name."""
+    saved = {configuration.name: read_confusions(work_dir, _step(grid, configuration)).get(configuration.name)
+             for configuration in grid.configurations if names is None or configuration.name in names}
+    return {name: rows for name, rows in saved.items() if rows is not None}
+
+
+def class_count_intervals(grid: Grid, work_dir) -> pd.DataFrame | None:
+    """Each configuration's difference to the reference within the images of 1, 2 and 3+ classes,
+    with its 95% interval (paired bootstrap within the group), indexed by (classes, configuration);
+    None when the reference saved no per-image confusions."""
+    saved = saved_confusions(grid, work_dir)
+    if grid.reference not in saved:
+        return None
+    groups = truth_class_counts(saved[grid.reference]).map(class_count_group)
+    table = paired_bootstrap_by_group(saved, grid.reference, groups[groups != "0"])
+    return table.rename_axis(["classes in the image", "configuration"])
+
+
 def _with_intervals(table: pd.DataFrame, grid: Grid, work_dir) -> pd.DataFrame:
     """The table with each row's 95% interval of its mIoU and of its difference to the reference
     (a paired bootstrap over the images, :mod:`infercam.bootstrap`) and the verdict it gives, for
     the rows whose runs saved their per-image confusions."""
-    saved = {name: read_confusions(work_dir, _step(grid, configuration)).get(name)
-             for configuration in grid.configurations if (name := configuration.name) in table.index}
-    saved = {name: rows for name, rows in saved.items() if rows is not None}
+    saved = saved_confusions(grid, work_dir, table.index)
     if grid.reference not in saved:
         return table
     intervals = paired_bootstrap(saved, grid.reference)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from infercam.config import autocast, resolve_mixed_precision, resolve_path
 from infercam.crf import PSA_CRF, CRFSettings, save_label_maps
 from infercam.models import build_affinity_net
 from infercam.models.affinity import pair_affinities
-from infercam.training import AffinityTraining, fit, load_backbone_weights, load_finished
+from infercam.training import AffinityTraining, fit, load_backbone_weights, load_checkpoint, load_finished
 from infercam.transforms import ClassificationAugment
 from infercam.voc import load_label_png, save_label_png
 
@@ -112,11 +113,38 @@ def train_affinity_net(dataset, label_dir: str | os.PathLike, settings: Affinity
     return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
 
 
+def affinity_training(parameters: Mapping, mixed_precision: bool) -> AffinityTraining:
+    """07's AffinityNet run from 07's parameters (``backbone``, ``width``, the ``aff_*`` ones,
+    ``num_workers``, ``seed``, ``work_dir``), fine-tuned from 01's classifier; ``mixed_precision`` is
+    the resolved one (:func:`infercam.config.resolve_mixed_precision`)."""
+    p = parameters
+    return AffinityTraining(
+        backbone=p["backbone"], width=p["width"], epochs=p["aff_epochs"], batch_size=p["aff_batch_size"],
+        crop=p["aff_crop"], resize_long=p["aff_resize_long"], optimizer=p["aff_optimizer"], lr=p["aff_lr"],
+        weight_decay=p["aff_weight_decay"], head_lr_multiplier=p["aff_head_lr_multiplier"], bias_lr_multiplier=1.0,
+        mixed_precision=mixed_precision, num_workers=p["num_workers"], seed=p["seed"],
+        initial_weights=str(resolve_path(p["work_dir"]) / "classifier" / "classifier.pth"))
+
+
+def load_affinity_weights(path: str | os.PathLike, backbone: str, width: int) -> nn.Module:
+    """An AffinityNet with given weights (the paper profile: psa's ``res38_aff.pth``), loaded strictly."""
+    model = build_affinity_net(backbone, width)
+    state = load_checkpoint(resolve_path(path))
+    model.load_state_dict(state.get("model", state), strict=True)
+    return model
+
+
+def load_finished_affinity_net(settings: AffinityTraining, checkpoint: str | os.PathLike,
+                               device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
+    """(network, history) of the finished ``checkpoint`` made with ``settings``, or None."""
+    return load_finished(checkpoint, settings, lambda state: build_affinity_net(settings.backbone, settings.width), device)
+
+
 def load_or_train_affinity_net(dataset, label_dir, settings: AffinityTraining, checkpoint: str | os.PathLike,
                                device: torch.device | str = "cpu", progress: bool = True,
                                names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """The finished checkpoint if there is one (made with these settings), else train or resume."""
-    return (load_finished(checkpoint, settings, lambda state: build_affinity_net(settings.backbone, settings.width), device)
+    return (load_finished_affinity_net(settings, checkpoint, device)
             or train_affinity_net(dataset, label_dir, settings, checkpoint, device, progress, names))
 
 

@@ -115,6 +115,26 @@ def paired_bootstrap(rows: dict[str, ImageConfusions], reference: str, resamples
     return pd.DataFrame.from_dict(table, orient="index")
 
 
+def truth_class_counts(rows: ImageConfusions) -> pd.Series:
+    """How many foreground classes each image's ground truth holds (a confusion matrix's rows are
+    the truth; label 0 is the background), indexed by image name."""
+    truth_pixels = rows.confusions.sum(axis=2)[:, 1:]
+    return pd.Series((truth_pixels > 0).sum(axis=1), index=list(rows.names), name="classes")
+
+
+def paired_bootstrap_by_group(rows: dict[str, ImageConfusions], reference: str, groups: pd.Series,
+                              resamples: int = RESAMPLES, seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
+    """:func:`paired_bootstrap` within each group of images (``groups``: image name -> group, e.g.
+    the number of classes), indexed by (group, row); images outside ``groups`` are left out."""
+    tables = {}
+    for group, members in groups.groupby(groups, sort=True):
+        names = [name for name in rows[reference].names if name in members.index]
+        if names:
+            tables[group] = paired_bootstrap({row: confusions.subset(names) for row, confusions in rows.items()},
+                                             reference, resamples, seed, level)
+    return pd.concat(tables, names=["group", "row"])
+
+
 def verdict(delta: float, low: float, high: float, images: int, level: float = LEVEL) -> str:
     """A difference in words, from its interval: it gains or loses when the interval excludes 0,
     else it is within noise."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from torch import nn
 
 from infercam.aamr import AAMRSettings, aamr_loss
 from infercam.cam import normalise, to_tensor
-from infercam.config import autocast, resolve_mixed_precision
+from infercam.config import autocast, resolve_mixed_precision, resolve_path
 from infercam.crf import DEEPLAB_CRF, CRFSettings, save_label_maps
 from infercam.models import build_segmenter
 from infercam.saliency import load_saliency
@@ -69,6 +70,29 @@ class SegmentationTraining(TrainingSettings):
         default = AAMRSettings()
         return "-".join([self.saliency] + [f"{name}={getattr(self.aamr, name)}" for name in used
                                            if getattr(self.aamr, name) != getattr(default, name)])
+
+
+def segmentation_training(parameters: Mapping, mixed_precision: bool, saliency: str = "none") -> SegmentationTraining:
+    """08's DeepLab run from 08's parameters (the ``seg_*`` ones, AAMR's ``alpha``,
+    ``saliency_threshold``, ``tau_measure``, ``tau_scope``, ``saliency_target``, ``num_workers``,
+    ``seed``, ``work_dir``) with the saliency use ``saliency``; without ``seg_initial_weights`` it
+    starts from 01's classifier. ``mixed_precision`` is the resolved one."""
+    p = parameters
+    aamr = AAMRSettings(**{setting.name: p[setting.name] for setting in dataclasses.fields(AAMRSettings)})
+    return SegmentationTraining(
+        backbone=p["seg_backbone"], width=p["seg_width"], epochs=p["seg_epochs"], batch_size=p["seg_batch_size"],
+        crop=p["seg_crop"], resize_long=p["seg_resize_long"], optimizer=p["seg_optimizer"], lr=p["seg_lr"],
+        weight_decay=p["seg_weight_decay"], head_lr_multiplier=p["seg_head_lr_multiplier"],
+        mixed_precision=mixed_precision, num_workers=p["num_workers"], seed=p["seed"],
+        initial_weights=p["seg_initial_weights"] or str(resolve_path(p["work_dir"]) / "classifier" / "classifier.pth"),
+        aamr=aamr, saliency=saliency)
+
+
+def segmenter_folder(work_dir: str | os.PathLike, method: str, pseudo_label_step: str,
+                     settings: SegmentationTraining) -> Path:
+    """Where 08 keeps the DeepLab trained on ``method``'s pseudo labels (``pseudo_label_step``: rw or
+    rw_crf) with ``settings``, and its predictions."""
+    return resolve_path(work_dir) / "segmentation" / f"{method}-{pseudo_label_step}" / settings.slug
 
 
 def background_cue(pseudo: np.ndarray, saliency: np.ndarray, threshold: float) -> np.ndarray:
@@ -141,13 +165,19 @@ def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | o
     return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
 
 
+def load_finished_segmenter(settings: SegmentationTraining, checkpoint: str | os.PathLike,
+                            device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
+    """(network, history) of the finished ``checkpoint`` made with ``settings``, or None."""
+    return load_finished(checkpoint, settings, lambda state: build_segmenter(settings.backbone, width=settings.width),
+                         device)
+
+
 def load_or_train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,
                             settings: SegmentationTraining, checkpoint: str | os.PathLike,
                             device: torch.device | str = "cpu", progress: bool = True,
                             names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """The finished checkpoint if there is one (made with these settings), else train or resume."""
-    return (load_finished(checkpoint, settings, lambda state: build_segmenter(settings.backbone, width=settings.width),
-                          device)
+    return (load_finished_segmenter(settings, checkpoint, device)
             or train_segmenter(dataset, label_dir, saliency_dir, settings, checkpoint, device, progress, names))
 
 

@@ -28,16 +28,15 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from infercam.aamr import AAMRSettings
-from infercam.affinity_net import make_affinity_labels, pseudo_label_dir, random_walk_labels
+from infercam.affinity_net import (affinity_training, load_affinity_weights, load_finished_affinity_net,
+                                   make_affinity_labels, pseudo_label_dir, random_walk_labels)
 from infercam.conditional import MethodSettings, compute_maps, maps_dir
 from infercam.config import load_profile, resolve_device, resolve_mixed_precision, resolve_path, seed_everything
 from infercam.crf import PSA_CRF
 from infercam.datasets import VOCSegmentation
-from infercam.models import build_affinity_net, build_segmenter
 from infercam.notebooks import NOTEBOOKS_DIR, notebook_defaults
-from infercam.segmentation import SegmentationTraining, segment_dataset
-from infercam.training import AffinityTraining, load_baseline_classifier, load_checkpoint, load_finished
+from infercam.segmentation import load_finished_segmenter, segment_dataset, segmentation_training, segmenter_folder
+from infercam.training import load_baseline_classifier
 
 METHODS = {"baseline": MethodSettings(), "split_unite": MethodSettings(split_unite=True),
            "iterative": MethodSettings(iterative=True), "ours": MethodSettings(split_unite=True, iterative=True)}
@@ -113,19 +112,10 @@ def sharded_affinity_labels(step: Step) -> Path:
 def _affinity_net(step: Step) -> torch.nn.Module:
     """07's AffinityNet: the profile's weights, or the network 07 trained."""
     if step["affinity_weights"]:
-        model = build_affinity_net(step["backbone"], step["width"])
-        state = load_checkpoint(resolve_path(step["affinity_weights"]))
-        model.load_state_dict(state.get("model", state), strict=True)
-        return model.to(step.device).eval()
-    settings = AffinityTraining(
-        backbone=step["backbone"], width=step["width"], epochs=step["aff_epochs"], batch_size=step["aff_batch_size"],
-        crop=step["aff_crop"], resize_long=step["aff_resize_long"], optimizer=step["aff_optimizer"], lr=step["aff_lr"],
-        weight_decay=step["aff_weight_decay"], head_lr_multiplier=step["aff_head_lr_multiplier"], bias_lr_multiplier=1.0,
-        mixed_precision=step.mixed_precision, num_workers=step["num_workers"], seed=step["seed"],
-        initial_weights=str(step.work / "classifier" / "classifier.pth"))
+        return load_affinity_weights(step["affinity_weights"], step["backbone"], step["width"]).to(step.device).eval()
+    settings = affinity_training(step.parameters, step.mixed_precision)
     checkpoint = step.work / "affinity" / "affinity_net.pth"
-    finished = load_finished(checkpoint, settings, lambda state: build_affinity_net(settings.backbone, settings.width),
-                             step.device)
+    finished = load_finished_affinity_net(settings, checkpoint, step.device)
     if finished is None:
         raise TrainFirst(f"no trained AffinityNet at {checkpoint}: run notebooks/07_random_walk.ipynb with this profile "
                          "first (it trains on one device), or set affinity_weights in the profile")
@@ -144,33 +134,12 @@ def sharded_random_walk(step: Step, split: str, method: str) -> Path:
                               device=step.device, mixed_precision=step.mixed_precision, progress=step.rank == 0)
 
 
-def segmenter_settings(step: Step, variant: str) -> SegmentationTraining:
-    """08's DeepLab training settings with the saliency use ``variant``."""
-    aamr = AAMRSettings(alpha=step["alpha"], saliency_threshold=step["saliency_threshold"],
-                        tau_measure=step["tau_measure"], tau_scope=step["tau_scope"],
-                        saliency_target=step["saliency_target"])
-    return SegmentationTraining(
-        backbone=step["seg_backbone"], width=step["seg_width"], epochs=step["seg_epochs"],
-        batch_size=step["seg_batch_size"], crop=step["seg_crop"], resize_long=step["seg_resize_long"],
-        optimizer=step["seg_optimizer"], lr=step["seg_lr"], weight_decay=step["seg_weight_decay"],
-        head_lr_multiplier=step["seg_head_lr_multiplier"], mixed_precision=step.mixed_precision,
-        num_workers=step["num_workers"], seed=step["seed"],
-        initial_weights=step["seg_initial_weights"] or str(step.work / "classifier" / "classifier.pth"), aamr=aamr,
-        saliency=variant)
-
-
-def segmenter_folder(step: Step, method: str, settings: SegmentationTraining) -> Path:
-    """Where 08 keeps the DeepLab trained on ``method``'s pseudo labels with ``settings`` and its predictions."""
-    return step.work / "segmentation" / f"{method}-{step['pseudo_label_step']}" / settings.slug
-
-
 def sharded_segmentation(step: Step, method: str, variant: str) -> Path:
     """This rank's share of 08's val predictions (and their CRF) by the DeepLab that 08 trained on
     ``method``'s pseudo labels with the saliency use ``variant``."""
-    settings = segmenter_settings(step, variant)
-    out = segmenter_folder(step, method, settings)
-    finished = load_finished(out / "deeplab.pth", settings,
-                             lambda state: build_segmenter(settings.backbone, width=settings.width), step.device)
+    settings = segmentation_training(step.parameters, step.mixed_precision, variant)
+    out = segmenter_folder(step["work_dir"], method, step["pseudo_label_step"], settings)
+    finished = load_finished_segmenter(settings, out / "deeplab.pth", step.device)
     if finished is None:
         raise TrainFirst(f"no trained DeepLab at {out / 'deeplab.pth'}: run notebooks/08_segmentation.ipynb with this "
                          "profile first (it trains on one device)")

@@ -102,8 +102,9 @@ def test_the_table_has_interval_columns_from_the_runs_saved_confusions(tmp_path,
     # saved their per-image confusions, and rows on other images paired silently.
     import numpy as np
 
-    from infercam.ablations import collect_table
-    from infercam.bootstrap import ImageConfusions
+    from infercam.ablations import class_count_intervals, collect_table
+    from infercam.bootstrap import ImageConfusions, truth_class_counts
+    from infercam.cam_analysis import class_count_group
     from infercam.metrics import mean_iou
     from infercam.runs import write_confusions, write_metrics
 
@@ -122,6 +123,13 @@ def test_the_table_has_interval_columns_from_the_runs_saved_confusions(tmp_path,
     assert 0 < row["Δ vs baseline low"] <= row["Δ vs baseline"] <= row["Δ vs baseline high"]
     assert row["mIoU low"] <= row["mIoU high"]
     assert row["verdict"].startswith("gains") and pd.isna(table.loc["baseline", "verdict"])
+    # the by-class-count table: every group of images present in the truth, each with its own interval
+    by_group = class_count_intervals(grid, tmp_path)
+    groups = truth_class_counts(ImageConfusions(names, base)).map(class_count_group)
+    assert set(by_group.index.unique("classes in the image")) == set(groups) - {"0"}
+    for group, images in groups.value_counts().items():
+        assert (by_group.loc[group, "images"] == images).all()
+        assert by_group.loc[(group, "better"), "Δ low"] > 0
     write_confusions(tmp_path, "ablation/mini/better", {"better": ImageConfusions(names[1:] + ("other",), better)})
     with pytest.raises(ValueError, match="'better' against 'baseline'.*different images"):
         collect_table(grid, tmp_path)

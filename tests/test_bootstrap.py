@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infercam.bootstrap import (ImageConfusions, mean_ious, paired_bootstrap, resample_counts, resampled_mious,
-                                verdict)
+from infercam.bootstrap import (ImageConfusions, mean_ious, paired_bootstrap, paired_bootstrap_by_group, resample_counts,
+                                resampled_mious, truth_class_counts, verdict)
 from infercam.metrics import NUM_LABELS, ThresholdSweep, mean_iou
 from infercam.runs import read_confusions, write_confusions
 
@@ -110,3 +110,28 @@ def test_confusions_are_saved_and_read_back_by_label(tmp_path):
     for label, row in rows.items():
         assert back[label].names == row.names and (back[label].confusions == row.confusions).all()
     assert read_confusions(tmp_path, "never_ran") == {}
+
+
+def test_class_counts_come_from_the_truth_rows_and_groups_are_bootstrapped_alone():
+    # Catches counting classes from the predictions (columns) instead of the ground truth (rows), or
+    # a group's interval computed over all images: the 1-class images gain, the 2-class ones lose.
+    image_names = names(6)
+    reference = np.zeros((6, NUM_LABELS, NUM_LABELS), dtype=np.int64)
+    reference[:, 0, 0] = 50
+    reference[:3, 1, 1] = 10  # images 0-2: class 1 only
+    reference[3:, 1, 1] = reference[3:, 2, 2] = 10  # images 3-5: classes 1 and 2
+    reference[:, 0, 7] = 5  # a predicted class absent from every truth
+    method = reference.copy()
+    method[:3, 1, 1], method[:3, 1, 0] = 10, 0
+    reference[:3, 1, 1], reference[:3, 1, 0] = 6, 4  # the method is better on the 1-class images
+    method[3:, 2, 2], method[3:, 2, 0] = 5, 5  # and worse on the 2-class ones
+    rows = {"reference": ImageConfusions(image_names, reference), "method": ImageConfusions(image_names, method)}
+    counts = truth_class_counts(rows["reference"])
+    assert counts.tolist() == [1, 1, 1, 2, 2, 2]
+    table = paired_bootstrap_by_group(rows, "reference", counts.astype(str), resamples=200)
+    assert set(table.index.get_level_values("group")) == {"1", "2"}
+    assert (table["images"] == 3).all()
+    one, two = table.loc[("1", "method")], table.loc[("2", "method")]
+    assert one["Δ low"] > 0 and two["Δ high"] < 0
+    assert one["Δ"] == pytest.approx(paired_bootstrap({k: v.subset(image_names[:3]) for k, v in rows.items()},
+                                                      "reference").loc["method", "Δ"])

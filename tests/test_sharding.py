@@ -17,7 +17,8 @@ from infercam.cam import read_timing
 from infercam.conditional import maps_dir
 from infercam.affinity_net import pseudo_label_dir
 from infercam.models import build_affinity_net, build_classifier, build_segmenter
-from infercam.sharding import METHODS, Step, TrainFirst, run_step, segmenter_folder, segmenter_settings, shard
+from infercam.segmentation import segmentation_training, segmenter_folder
+from infercam.sharding import METHODS, Step, TrainFirst, run_step, shard
 from infercam.voc import load_label_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
@@ -143,8 +144,8 @@ def test_two_gloo_ranks_make_the_single_process_segmentation(tiny_profile):
     folders = {}
     for name in ("single", "sharded"):
         step = Step("segmentation", profiles[name], 0, 1, 0)
-        settings = segmenter_settings(step, "none")
-        folders[name] = segmenter_folder(step, "baseline", settings)
+        settings = segmentation_training(step.parameters, step.mixed_precision, "none")
+        folders[name] = segmenter_folder(step["work_dir"], "baseline", step["pseudo_label_step"], settings)
         folders[name].mkdir(parents=True)
         torch.save({"settings": settings.to_dict(), "model": model, "history": []}, folders[name] / "deeplab.pth")
     arguments = ["-m", "infercam.sharding", "--step", "segmentation", "--method", "baseline", "--variant", "none"]
