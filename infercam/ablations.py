@@ -44,7 +44,7 @@ from infercam.bootstrap import ImageConfusions, paired_bootstrap, paired_bootstr
 from infercam.cam_analysis import class_count_group
 from infercam.config import PROJECT_ROOT, load_profile, resolve_path
 from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, notebook_defaults
-from infercam.runs import metrics_path, read_confusions
+from infercam.runs import finished_with_parameters, metrics_path, read_confusions, record_parameters
 
 DEFAULT_GRID = PROJECT_ROOT / "ablations" / "cam_methods.yaml"
 RUN_NOTEBOOK = NOTEBOOKS_DIR / "ablation" / "cam_method.ipynb"
@@ -133,17 +133,6 @@ def _step(grid: Grid, configuration: Configuration) -> str:
     return f"ablation/{grid.name}/{configuration.name}"
 
 
-def parameters_record_path(work_dir, step: str) -> Path:
-    """Beside the metrics file: the parameters the finished run was given."""
-    return metrics_path(work_dir, step).with_suffix(".parameters.json")
-
-
-def finished_with_parameters(work_dir, step: str, parameters: dict) -> bool:
-    record = parameters_record_path(work_dir, step)
-    return (metrics_path(work_dir, step).is_file() and record.is_file()
-            and json.loads(record.read_text()) == json.loads(json.dumps(parameters)))
-
-
 def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[str] | None = None,
              output_dir: str | os.PathLike | None = None, notebook: str | os.PathLike = RUN_NOTEBOOK,
              progress: bool = True) -> GridRun:
@@ -177,8 +166,7 @@ def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[s
             failed[configuration.name] = failure
             tqdm.write(f"configuration {configuration.name} FAILED: {failure.error}")
             continue
-        record = parameters_record_path(work_dir, step)
-        record.write_text(json.dumps(parameters, indent=2, sort_keys=True))
+        record_parameters(work_dir, step, parameters)
         ran.append(configuration.name)
         tqdm.write(f"configuration {configuration.name} done in {time.perf_counter() - started:.0f} s")
     table = collect_table(grid, work_dir)

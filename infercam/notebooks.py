@@ -29,6 +29,7 @@ from jupyter_client.kernelspec import KernelSpec
 from papermill.exceptions import PapermillExecutionError
 
 from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.runs import record_parameters
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 EXECUTED_DIR = PROJECT_ROOT / "build" / "executed"
@@ -167,14 +168,19 @@ def notebook_defaults(notebook: str | os.PathLike) -> dict:
             if isinstance(statement, ast.Assign) for target in statement.targets if isinstance(target, ast.Name)}
 
 
+def passed_parameters(notebook: str | os.PathLike, parameters: dict) -> dict:
+    """Those of ``parameters`` (e.g. a profile's) that ``notebook``'s parameters cell declares."""
+    declared = notebook_defaults(notebook)
+    return {name: value for name, value in parameters.items() if name in declared}
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output: bool = False,
                      progress_bar: bool = True) -> NotebookFailed | None:
     """Run one notebook with papermill into ``output`` (cwd: the repository root) with those of
     ``parameters`` that its parameters cell declares (a profile serves every notebook, and the
     book shows the injected values: only the notebook's own belong there); the failure, naming
     the notebook and the failing cell, or None."""
-    declared = notebook_defaults(notebook)
-    parameters = {name: value for name, value in parameters.items() if name in declared}
+    parameters = passed_parameters(notebook, parameters)
     try:
         papermill.execute_notebook(
             notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
@@ -224,6 +230,9 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
             print(f"[{number}/{len(notebooks)}] {notebook.stem} FAILED after {seconds:.1f} s", flush=True)
             raise failure
         print(f"[{number}/{len(notebooks)}] {notebook.stem} done in {seconds:.1f} s", flush=True)
+        passed = passed_parameters(notebook, parameters)
+        if "work_dir" in passed:  # `make seeds` then counts the book's run as its seed's
+            record_parameters(passed["work_dir"], notebook.stem, passed)
         collapse_streams(output)
         executed.append(output)
     return executed

@@ -91,6 +91,26 @@ def read_metrics(work_dir: str | os.PathLike, step: str) -> dict:
         return json.load(handle)
 
 
+def parameters_record_path(work_dir: str | os.PathLike, step: str) -> Path:
+    """Beside the metrics file: the parameters the finished run was given."""
+    return metrics_path(work_dir, step).with_suffix(".parameters.json")
+
+
+def record_parameters(work_dir: str | os.PathLike, step: str, parameters: dict) -> Path:
+    """Note that ``step`` finished with ``parameters``, so that a batch (ablations, seeds) can skip it."""
+    record = parameters_record_path(work_dir, step)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(_jsonable(parameters), indent=2, sort_keys=True))
+    return record
+
+
+def finished_with_parameters(work_dir: str | os.PathLike, step: str, parameters: dict) -> bool:
+    """Whether ``step`` wrote its metrics and finished with exactly ``parameters``."""
+    record = parameters_record_path(work_dir, step)
+    return (metrics_path(work_dir, step).is_file() and record.is_file()
+            and json.loads(record.read_text()) == json.loads(json.dumps(_jsonable(parameters))))
+
+
 def confusions_path(work_dir: str | os.PathLike, step: str) -> Path:
     """Beside the metrics file: the per-image confusion matrices of the step's evaluations."""
     return metrics_path(work_dir, step).with_suffix(".confusions.npz")

@@ -7,8 +7,9 @@ its own work_dir, and the spread of every difference the book reports, as CSV an
 The intervals of :mod:`infercam.bootstrap` say how much a difference depends on the sampled images;
 this says how much it depends on the training seed (the classifier's initialisation and batches).
 Seed ``k`` runs in ``<work_dir>-seeds/seed<k>/`` (executed copies in
-``build/seeds/<profile>/seed<k>/``); a notebook that finished there with the same parameters is
-skipped. The table goes to ``<work_dir>-seeds/seed_spread.csv`` and ``.md``, one row per
+``build/seeds/<profile>/seed<k>/``), except the profile's own seed, whose run is the book's, in
+``<work_dir>``; a notebook that finished there with the same parameters (``make book`` records
+them too) is skipped. The table goes to ``<work_dir>-seeds/seed_spread.csv`` and ``.md``, one row per
 difference: its value under each seed, their mean, minimum, maximum and range, and the paper's.
 It is too long for ``make book`` (the cpu profile's notebooks 01 to 04 take about half the book's
 time per seed) and does not run there.
@@ -16,7 +17,6 @@ time per seed) and does not run there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,9 +25,9 @@ from pathlib import Path
 import pandas as pd
 
 from infercam import results
-from infercam.ablations import finished_with_parameters, parameters_record_path
 from infercam.config import PROJECT_ROOT, load_profile, resolve_path
-from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_defaults
+from infercam.runs import finished_with_parameters, record_parameters
+from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, passed_parameters
 
 DEFAULT_NOTEBOOKS = ["01_baseline_cam", "02_split_unite", "03_iterative", "04_combined"]
 OUTPUT_DIR = PROJECT_ROOT / "build" / "seeds"
@@ -42,8 +42,9 @@ def seeds_dir(work_dir: str | os.PathLike) -> Path:
     return work_dir.with_name(f"{work_dir.name}-seeds")
 
 
-def seed_work_dir(work_dir: str | os.PathLike, seed: int) -> Path:
-    return seeds_dir(work_dir) / f"seed{seed}"
+def seed_work_dir(work_dir: str | os.PathLike, seed: int, profile_seed: int | None = None) -> Path:
+    """Seed ``seed``'s work_dir: the profile's own (the book's run) for the profile's seed, else its own."""
+    return resolve_path(work_dir) if seed == profile_seed else seeds_dir(work_dir) / f"seed{seed}"
 
 
 def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str] | None = None,
@@ -59,11 +60,9 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
     selected = list_notebooks(notebooks_dir, notebooks or DEFAULT_NOTEBOOKS)
     failures = {}
     for seed in seeds:
-        work_dir = seed_work_dir(base["work_dir"], seed)
+        work_dir = seed_work_dir(base["work_dir"], seed, base.get("seed"))
         for notebook in selected:
-            declared = notebook_defaults(notebook)
-            parameters = {key: value for key, value in {**base, "seed": seed, "work_dir": str(work_dir)}.items()
-                          if key in declared}
+            parameters = passed_parameters(notebook, {**base, "seed": seed, "work_dir": str(work_dir)})
             if finished_with_parameters(work_dir, notebook.stem, parameters):
                 print(f"seed {seed}: {notebook.stem} finished with the same parameters, skipped", flush=True)
                 continue
@@ -74,11 +73,9 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
                 failures[f"seed {seed}: {notebook.stem}"] = str(failure)
                 print(f"seed {seed}: {notebook.stem} FAILED: {failure.error}", flush=True)
                 break
-            record = parameters_record_path(work_dir, notebook.stem)
-            record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps(parameters, indent=2, sort_keys=True))
+            record_parameters(work_dir, notebook.stem, parameters)
             print(f"seed {seed}: {notebook.stem} done in {time.perf_counter() - started:.0f} s", flush=True)
-    table = collect_seed_table({seed: seed_work_dir(base["work_dir"], seed) for seed in seeds})
+    table = collect_seed_table({seed: seed_work_dir(base["work_dir"], seed, base.get("seed")) for seed in seeds})
     return table, write_seed_table(table, base["work_dir"]), failures
 
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from infercam import seeds
+from infercam.notebooks import run_notebooks
 from infercam.runs import write_metrics
 
 FAKE_COMBINED = '''
@@ -51,7 +52,8 @@ def test_spread_of_each_difference_across_seeds(tmp_path):
 
 def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_path, capsys):
     # Catches seeds sharing a work_dir (the second would reuse the first's classifier), the seed not
-    # reaching the notebook, and a rerun that repeats finished work.
+    # reaching the notebook, a rerun that repeats finished work, and the book's run (the profile's
+    # seed, recorded by run_notebooks) run a second time.
     notebook = nbformat.v4.new_notebook()
     notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
     parameters = nbformat.v4.new_code_cell('work_dir = "unused"\nseed = 0')
@@ -63,9 +65,12 @@ def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_pa
     profile.write_text(yaml.safe_dump({"profile": "fake", "work_dir": str(tmp_path / "runs" / "fake"), "seed": 0,
                                        "epochs": 1}))
     run = dict(notebooks=["04_combined"], notebooks_dir=tmp_path / "notebooks", output_dir=tmp_path / "executed")
+    run_notebooks(profile, ["04_combined"], tmp_path / "book", tmp_path / "notebooks")  # the book's run: seed 0
     table, files, failures = seeds.run_seeds(profile, [0, 3], **run)
     assert failures == {}
+    assert capsys.readouterr().out.count("seed 0: 04_combined finished with the same parameters, skipped") == 1
     assert (tmp_path / "runs" / "fake-seeds" / "seed3" / "metrics" / "04_combined.json").is_file()
+    assert not (tmp_path / "runs" / "fake-seeds" / "seed0").exists()
     train = table.loc[("Table 1", "Δ ours − baseline", "train CAM")]
     assert (train["seed 0"], train["seed 3"]) == (0.0, 3.0)
     assert files[0] == tmp_path / "runs" / "fake-seeds" / "seed_spread.csv"
