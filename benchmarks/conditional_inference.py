@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     batched = f"iterative, batched ({args.batch_size} images)"
     methods = {label: MethodSettings(**changes) for label, changes in {**METHODS, batched: METHODS["iterative"]}.items()}
     table, _, maps = time_cam_methods(model, images, class_ids, methods, protocol, batch_sizes={batched: args.batch_size},
-                                      keep_maps=list(METHODS), progress=False)
+                                      keep_maps=list(methods), progress=False)
     table = with_mious(table, maps, class_ids, [dataset.load_label(name) for name in names])
     print(f"class-conditional inference, profile {args.profile}, {len(names)} val images, scales {scales}"
           f"{' x flip' if args.flip else ''}, device {device}, weights: {source}; machine: {machine_load()}")
