@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     parser.add_argument("--flip", action="store_true", help="each scale also flipped (psa; the notebooks' cam_flip)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch's CPU threads (default: torch's choice); on a machine busier than its cores, 1 "
-                             "thread avoids waiting on descheduled peers (measured 9x faster here at load 11 on 2 cores)")
+                             "thread avoids waiting on descheduled peers (the CAM protocol ran about 10x faster here at load 10-11 on 2 cores)")
     parser.add_argument("--batch-size", type=int, default=4, help="images of one size iterated together (row 'iterative, batched')")
     args = parser.parse_args(argv)
 
