@@ -181,7 +181,9 @@ def run_metrics(grid: Grid, work_dir) -> dict[str, dict]:
 
 def collect_table(grid: Grid, work_dir) -> pd.DataFrame:
     """One row per configuration with a metrics file: its mIoU, the change against the reference
-    row, the time per image and its ratio to the reference's, and the paper's number."""
+    row, the time per image its maps took, and the paper's number. No ratio of times: the rows'
+    maps were timed by different runs at different times (on a busy machine, or another one), so
+    their ratio is not the methods' (issue 18); ``09_computation_time`` times them side by side."""
     rows = {}
     measurements = run_metrics(grid, work_dir)
     for configuration in grid.configurations:
@@ -197,7 +199,6 @@ def collect_table(grid: Grid, work_dir) -> pd.DataFrame:
     if grid.reference in table.index:
         reference = table.loc[grid.reference]
         table.insert(5, f"Δ vs {grid.reference}", table["mIoU (%)"] - reference["mIoU (%)"])
-        table.insert(7, "× time", table["s / image"] / reference["s / image"])
         reference_paper = reference["paper (%)"]
         table["paper Δ"] = table["paper (%)"] - reference_paper if reference_paper is not None else None
         table = _with_intervals(table, grid, work_dir)

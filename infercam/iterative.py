@@ -22,6 +22,12 @@ takes it per scale of the normalised input: the same colour up to resampling).
 
 The image is erased once, before it is scaled and flipped, so the flipped inputs are erased where
 the unflipped ones are (the official code erases flipped inputs with the unflipped mask).
+
+``later_scales`` (issue 18, the ``"fast"`` setting of :class:`infercam.conditional.MethodSettings`):
+the scales of the passes after the first, which only have to find what the erasing newly reveals.
+None (the paper) repeats the whole protocol at every pass. A later pass's raw maps are summed over
+fewer inputs, so they are weighed by (inputs of the protocol) / (inputs of the later pass) to stay
+on the first pass's scale, where ``"sum"`` adds them.
 """
 from __future__ import annotations
 
@@ -62,6 +68,7 @@ class IterativeInference:
     mixed_precision: bool = False
     normalise: bool = True  # False: the accumulated maps on their own scale (the raw sum for "sum")
     fill: str = "original_mean"  # or "current_mean": the mean of the image this pass sees (the official code)
+    later_scales: tuple[float, ...] | None = None  # the passes after the first (None: ``scales``, the paper)
 
     def __post_init__(self):
         if self.fill not in FILLS:
@@ -70,6 +77,8 @@ class IterativeInference:
             raise ValueError(f"accumulate must be one of {ACCUMULATIONS}, got {self.accumulate!r}")
         if self.max_passes < 1:
             raise ValueError("max_passes must be at least 1")
+        if self.later_scales is not None and not self.later_scales:
+            raise ValueError("later_scales must name at least one scale, or be None (every pass at `scales`)")
 
     def __call__(self, model, image: np.ndarray, class_ids) -> np.ndarray:
         return self.run(model, image, class_ids)[0]
@@ -87,11 +96,15 @@ class IterativeInference:
         would get alone."""
         states = [_Iteration(image, [int(c) for c in ids]) for image, ids in zip(images, class_ids)]
         active = [state for state in states if state.class_ids]
+        first = True  # the images iterate in lock-step: all of them are at their first pass, or none
         while active:
+            scales = self.scales if first or self.later_scales is None else self.later_scales
             raws = response_maps(model, [state.current for state in active], [state.class_ids for state in active],
-                                 self.scales, self.flip, self.device, self.mixed_precision)
+                                 scales, self.flip, self.device, self.mixed_precision)
+            weight = len(self.scales) / len(scales)
             for state, raw in zip(active, raws):
-                self._add_pass(state, raw)
+                self._add_pass(state, raw if weight == 1 else raw * weight)
+            first = False
             active = [state for state in active if not state.done]
         return [(self._result(state), state.passes) for state in states]
 

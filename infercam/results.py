@@ -427,7 +427,7 @@ def choices_against_rules(ablation: dict) -> pd.DataFrame:
             continue
         rows[name] = {"choice": row["description"], "the paper's rules": kind, "paper's rules (%)": by_maps[kind],
                       "this choice (%)": row["mIoU (%)"], "Δ (points)": row["mIoU (%)"] - by_maps[kind],
-                      "× time": row.get("× time"), "images": row["images"]}
+                      "images": row["images"]}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("configuration")
 
 

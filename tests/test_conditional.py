@@ -45,6 +45,18 @@ def test_build_gives_the_paper_objects_and_the_common_scale_variants():
     assert MethodSettings(iterative=True, patch_scale="common").build(**protocol).normalise
 
 
+def test_fast_setting_has_its_own_maps_folder_and_is_refused_when_unknown():
+    # catches fast maps written into (or read from) the faithful ones' folder, and a typo run as faithful
+    fast = MethodSettings(split_unite=True, iterative=True, conditional_inference="fast")
+    assert fast.slug == "combined-conditional_inference=fast"
+    assert MethodSettings(conditional_inference="fast").slug == "baseline"  # no passes to make fast
+    protocol = dict(scales=[1.0, 0.5], flip=False, device="cpu")
+    assert fast.build(**protocol).inner.later_scales == (0.5,) and fast.build(**protocol).inner.scales == (1.0, 0.5)
+    assert MethodSettings(iterative=True).build(**protocol).later_scales is None  # faithful: every pass whole
+    with pytest.raises(ValueError, match="conditional_inference must be one of .*'faithful'.*'fast'.*'quick'"):
+        MethodSettings(iterative=True, conditional_inference="quick")
+
+
 def test_from_parameters_takes_the_settings_among_other_parameters():
     parameters = {"split_unite": True, "buffer": 4, "work_dir": "runs/x", "num_images": 3}
     assert MethodSettings.from_parameters(parameters) == MethodSettings(split_unite=True, buffer=4)

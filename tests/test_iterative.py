@@ -144,3 +144,33 @@ def test_images_iterated_together_get_what_each_gets_alone(image):
     both = exact.run_batch(RedChannel(), [image, only_a], [[0], [0]])
     assert [len(passes) for _, passes in both] == [3, 2]
     assert np.allclose(both[1][0], exact.run(RedChannel(), only_a, [0])[0])
+
+
+def test_fast_later_passes_see_only_their_scales_and_keep_the_stop_rule(image):
+    # catches a fast setting that leaks into the first pass, or stops after another number of passes
+    class SizeRecorder(RedChannel):
+        def __init__(self):
+            self.sizes = []
+
+        def cam(self, x):
+            self.sizes.append(tuple(x.shape[2:]))
+            return super().cam(x)
+
+    faithful, fast = SizeRecorder(), SizeRecorder()
+    _, faithful_passes = IterativeInference(scales=(1.0, 0.5), flip=False).run(faithful, image, [0])
+    fast_maps, fast_passes = IterativeInference(scales=(1.0, 0.5), flip=False, later_scales=(0.5,)).run(fast, image, [0])
+    assert faithful.sizes == [(40, 50), (20, 25)] * len(faithful_passes)
+    assert fast.sizes == [(40, 50), (20, 25)] + [(20, 25)] * (len(fast_passes) - 1)
+    assert fast_maps.shape == (1, 40, 50)
+    for passes in (faithful_passes, fast_passes):  # the same rule: go on while a pass newly erases 1% or more
+        assert all(p.new_fraction >= 0.01 for p in passes[:-1]) and passes[-1].new_fraction < 0.01
+    with pytest.raises(ValueError, match="later_scales"):
+        IterativeInference(later_scales=())
+
+
+def test_later_passes_at_fewer_scales_are_weighed_back_onto_the_first_pass_s_scale(image):
+    # catches a later pass's raw sum over fewer inputs added unweighted (it would count half here):
+    # twice the scale 1.0 in the first pass against once later, on a map that does not depend on scale
+    same, _ = IterativeInference(scales=(1.0, 1.0), flip=False).run(RedChannel(), image, [0])
+    weighed, _ = IterativeInference(scales=(1.0, 1.0), flip=False, later_scales=(1.0,)).run(RedChannel(), image, [0])
+    assert np.allclose(weighed, same, atol=1e-6)

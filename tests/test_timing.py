@@ -10,7 +10,7 @@ import torch
 from infercam.conditional import MethodSettings
 from infercam.runs import write_metrics
 from infercam.timing import (VOC_IMAGES, CountingClassifier, extrapolate, time_cam_methods, time_walk_and_crf, timed,
-                             training_times)
+                             training_times, with_mious)
 from tiny_models import TinyClassifier
 
 PROTOCOL = dict(scales=[1.0, 0.5], flip=True, device="cpu", mixed_precision=False)
@@ -69,6 +69,19 @@ def test_methods_are_timed_per_image_with_their_forwards_and_the_same_maps():
     expected = ours(model, images[1], class_ids[1], baseline(model, images[1], class_ids[1]))
     np.testing.assert_allclose(maps["combined"][1], expected, atol=1e-6)
     assert set(maps) == {"combined"}
+
+
+def test_with_mious_scores_each_methods_own_maps_on_the_truth():
+    # catches one method's mIoU computed from another's maps, or a row without maps given a number
+    truth = np.zeros((8, 8), np.uint8)
+    truth[:, 4:] = 3  # class id 2 (0-based) on the right half
+    exact = np.zeros((1, 8, 8), np.float32)
+    exact[0, :, 4:] = 1
+    table = pd.DataFrame({"s / image": [1.0, 1.0, 1.0]}, index=["exact", "everywhere", "no maps"])
+    table = with_mious(table, {"exact": [exact], "everywhere": [np.ones((1, 8, 8), np.float32)]}, [[2]], [truth])
+    assert table.loc["exact", "mIoU (%)"] == pytest.approx(100.0)
+    assert table.loc["everywhere", "mIoU (%)"] < 100.0
+    assert np.isnan(table.loc["no maps", "mIoU (%)"])
 
 
 def test_the_reference_must_be_the_baseline():
