@@ -41,7 +41,8 @@ from tqdm import tqdm
 
 from infercam import paper
 from infercam.bootstrap import paired_bootstrap, verdict_of
-from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.config import PROJECT_ROOT, check_writable, load_profile, resolve_path
+from infercam.download import write_text_atomic
 from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, notebook_defaults
 from infercam.runs import metrics_path, read_confusions
 
@@ -139,8 +140,20 @@ def parameters_record_path(work_dir, step: str) -> Path:
 
 def finished_with_parameters(work_dir, step: str, parameters: dict) -> bool:
     record = parameters_record_path(work_dir, step)
-    return (metrics_path(work_dir, step).is_file() and record.is_file()
-            and json.loads(record.read_text()) == json.loads(json.dumps(parameters)))
+    if not (metrics_path(work_dir, step).is_file() and record.is_file()):
+        return False
+    try:
+        saved = json.loads(record.read_text())
+    except ValueError:  # cut short on disk: the run counts as unfinished and runs again
+        return False
+    return saved == json.loads(json.dumps(parameters))
+
+
+def write_parameters_record(work_dir, step: str, parameters: dict) -> None:
+    """Mark ``step`` finished with ``parameters`` (atomically: a half-written record never counts)."""
+    record = parameters_record_path(work_dir, step)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(record, json.dumps(parameters, indent=2, sort_keys=True))
 
 
 def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[str] | None = None,
@@ -149,7 +162,7 @@ def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[s
     """Run every configuration of ``grid`` (or those in ``only``) that has not finished with the
     same parameters, then collect the table. ``base_parameters``: the profile's parameters."""
     grid = grid if isinstance(grid, Grid) else load_grid(grid, notebook)
-    work_dir = base_parameters["work_dir"]
+    work_dir = check_writable(base_parameters["work_dir"])
     profile = str(base_parameters.get("profile", "custom"))
     output_dir = resolve_path(output_dir) if output_dir else OUTPUT_DIR / profile / grid.name
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -176,8 +189,7 @@ def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[s
             failed[configuration.name] = failure
             tqdm.write(f"configuration {configuration.name} FAILED: {failure.error}")
             continue
-        record = parameters_record_path(work_dir, step)
-        record.write_text(json.dumps(parameters, indent=2, sort_keys=True))
+        write_parameters_record(work_dir, step, parameters)
         ran.append(configuration.name)
         tqdm.write(f"configuration {configuration.name} done in {time.perf_counter() - started:.0f} s")
     table = collect_table(grid, work_dir)
@@ -240,8 +252,8 @@ def write_table(table: pd.DataFrame, grid: Grid, work_dir) -> list[Path]:
     out = resolve_path(work_dir) / "ablations"
     out.mkdir(parents=True, exist_ok=True)
     csv, markdown = out / f"{grid.name}.csv", out / f"{grid.name}.md"
-    table.to_csv(csv)
-    markdown.write_text(f"# {grid.name}\n\n{grid.description}\n\n" + table.to_markdown(floatfmt=".3g") + "\n")
+    write_text_atomic(csv, table.to_csv())  # atomic: a run killed while writing never leaves half a table
+    write_text_atomic(markdown, f"# {grid.name}\n\n{grid.description}\n\n" + table.to_markdown(floatfmt=".3g") + "\n")
     return [csv, markdown]
 
 

@@ -28,7 +28,8 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 from papermill.exceptions import PapermillExecutionError
 
-from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.config import (PROJECT_ROOT, ProfileValueError, WorkDirError, check_parameter_types, check_writable,
+                             load_profile, resolve_path)
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
 EXECUTED_DIR = PROJECT_ROOT / "build" / "executed"
@@ -175,6 +176,7 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output:
     the notebook and the failing cell, or None."""
     declared = notebook_defaults(notebook)
     parameters = {name: value for name, value in parameters.items() if name in declared}
+    check_parameter_types(parameters, declared, f"{Path(notebook).name}'s parameters cell")
     try:
         papermill.execute_notebook(
             notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
@@ -206,6 +208,11 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
         print(f"no notebooks in {_shown(Path(notebooks_dir))}: nothing to run", flush=True)
         return []
 
+    for notebook in notebooks:  # a wrong value or an unwritable work_dir fails now, not notebooks later
+        check_parameter_types({k: v for k, v in parameters.items() if k in notebook_defaults(notebook)},
+                              notebook_defaults(notebook), f"{notebook.name}'s parameters cell")
+    if "work_dir" in parameters:
+        check_writable(parameters["work_dir"])
     timings = _read_timings(output_dir)
     timings.update(profile=profile_name, parameters=parameters, python=sys.executable)
     executed = []
@@ -268,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         run_notebooks(args.profile, args.only, output_dir, args.notebooks_dir, args.log_output)
-    except (NotebookFailed, FileNotFoundError) as error:
+    except (NotebookFailed, FileNotFoundError, ProfileValueError, WorkDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     times = notebook_times(output_dir)

@@ -87,8 +87,12 @@ def read_metrics(work_dir: str | os.PathLike, step: str) -> dict:
     path = metrics_path(work_dir, step)
     if not path.is_file():
         raise FileNotFoundError(f"no metrics for step {step!r} at {path}: run notebooks/{step}.ipynb first")
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except ValueError as error:  # written atomically, so only a file damaged on disk gets here
+        raise ValueError(f"corrupt metrics file {path} ({error}): delete it and run the notebook of step "
+                         f"{step!r} again") from error
 
 
 def confusions_path(work_dir: str | os.PathLike, step: str) -> Path:

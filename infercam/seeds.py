@@ -16,7 +16,6 @@ time per seed) and does not run there.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -25,8 +24,9 @@ from pathlib import Path
 import pandas as pd
 
 from infercam import results
-from infercam.ablations import finished_with_parameters, parameters_record_path
-from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.ablations import finished_with_parameters, write_parameters_record
+from infercam.config import PROJECT_ROOT, check_writable, load_profile, resolve_path
+from infercam.download import write_text_atomic
 from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_defaults
 
 DEFAULT_NOTEBOOKS = ["01_baseline_cam", "02_split_unite", "03_iterative", "04_combined"]
@@ -57,6 +57,7 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
     name = str(base.get("profile", Path(profile).stem))
     output_dir = resolve_path(output_dir) if output_dir else OUTPUT_DIR / name
     selected = list_notebooks(notebooks_dir, notebooks or DEFAULT_NOTEBOOKS)
+    check_writable(seeds_dir(base["work_dir"]))
     failures = {}
     for seed in seeds:
         work_dir = seed_work_dir(base["work_dir"], seed)
@@ -74,9 +75,7 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
                 failures[f"seed {seed}: {notebook.stem}"] = str(failure)
                 print(f"seed {seed}: {notebook.stem} FAILED: {failure.error}", flush=True)
                 break
-            record = parameters_record_path(work_dir, notebook.stem)
-            record.parent.mkdir(parents=True, exist_ok=True)
-            record.write_text(json.dumps(parameters, indent=2, sort_keys=True))
+            write_parameters_record(work_dir, notebook.stem, parameters)
             print(f"seed {seed}: {notebook.stem} done in {time.perf_counter() - started:.0f} s", flush=True)
     table = collect_seed_table({seed: seed_work_dir(base["work_dir"], seed) for seed in seeds})
     return table, write_seed_table(table, base["work_dir"]), failures
@@ -120,8 +119,8 @@ def seed_table_paths(work_dir: str | os.PathLike) -> tuple[Path, Path]:
 def write_seed_table(table: pd.DataFrame, work_dir: str | os.PathLike) -> list[Path]:
     csv, markdown = seed_table_paths(work_dir)
     csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv)
-    markdown.write_text("# Seed spread of each difference (mIoU points)\n\n" + table.to_markdown(floatfmt=".2f") + "\n")
+    write_text_atomic(csv, table.to_csv())  # atomic: a run killed while writing never leaves half a table
+    write_text_atomic(markdown, "# Seed spread of each difference (mIoU points)\n\n" + table.to_markdown(floatfmt=".2f") + "\n")
     return [csv, markdown]
 
 
