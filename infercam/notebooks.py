@@ -168,15 +168,22 @@ def notebook_defaults(notebook: str | os.PathLike) -> dict:
             if isinstance(statement, ast.Assign) for target in statement.targets if isinstance(target, ast.Name)}
 
 
+def notebook_parameters(notebook: str | os.PathLike, parameters: dict) -> dict:
+    """Those of ``parameters`` that ``notebook``'s parameters cell declares, each checked against
+    the type of its default (:func:`infercam.config.check_parameter_types`)."""
+    declared = notebook_defaults(notebook)
+    chosen = {name: value for name, value in parameters.items() if name in declared}
+    check_parameter_types(chosen, declared, f"{Path(notebook).name}'s parameters cell")
+    return chosen
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output: bool = False,
                      progress_bar: bool = True) -> NotebookFailed | None:
     """Run one notebook with papermill into ``output`` (cwd: the repository root) with those of
     ``parameters`` that its parameters cell declares (a profile serves every notebook, and the
     book shows the injected values: only the notebook's own belong there); the failure, naming
     the notebook and the failing cell, or None."""
-    declared = notebook_defaults(notebook)
-    parameters = {name: value for name, value in parameters.items() if name in declared}
-    check_parameter_types(parameters, declared, f"{Path(notebook).name}'s parameters cell")
+    parameters = notebook_parameters(notebook, parameters)
     try:
         papermill.execute_notebook(
             notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
@@ -209,8 +216,7 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
         return []
 
     for notebook in notebooks:  # a wrong value or an unwritable work_dir fails now, not notebooks later
-        check_parameter_types({k: v for k, v in parameters.items() if k in notebook_defaults(notebook)},
-                              notebook_defaults(notebook), f"{notebook.name}'s parameters cell")
+        notebook_parameters(notebook, parameters)
     if "work_dir" in parameters:
         check_writable(parameters["work_dir"])
     timings = _read_timings(output_dir)

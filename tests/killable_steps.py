@@ -145,8 +145,7 @@ def ablation_batch(inputs: Path, work: Path) -> None:
 
 def seed_batch(inputs: Path, work: Path) -> None:
 
-    profile = work / "profile.yaml"
-    profile.parent.mkdir(parents=True, exist_ok=True)
+    profile = work.with_suffix(".yaml")  # beside the work folder: an input, not a result
     profile.write_text(yaml.safe_dump({"profile": "fault", "work_dir": str(work / "runs"), "seed": 0}))
     run_seeds(profile, [0, 1], notebooks=["04_combined"], notebooks_dir=inputs / "notebooks",
               output_dir=work / "executed")

@@ -25,6 +25,7 @@ from infercam.datasets import DataRootError, VOCSegmentation
 from infercam.models import build_affinity_net, build_segmenter
 from infercam.notebooks import list_notebooks, notebook_defaults, run_notebooks
 from infercam.runs import read_metrics, write_metrics
+from infercam.saliency import load_saliency, save_saliency
 from infercam.segmentation import segment_dataset
 from infercam.voc import load_label_png, save_label_png
 
@@ -207,6 +208,10 @@ def test_files_cut_short_on_disk_are_named_or_recomputed(voc, tmp_path):
     _cut_in_half(tmp_path / "label.png")
     with pytest.raises(OSError, match=r"corrupt label map .*label.png.*delete it and re-run"):
         load_label_png(tmp_path / "label.png")
+    save_saliency(np.full((6, 7), 0.5), tmp_path / "saliency.png")
+    _cut_in_half(tmp_path / "saliency.png")
+    with pytest.raises(OSError, match=r"corrupt saliency map .*saliency.png.*delete it and make it again"):
+        load_saliency(tmp_path / "saliency.png")
     write_metrics(tmp_path, "01_baseline_cam", {"miou": 0.5}, {})
     _cut_in_half(tmp_path / "metrics" / "01_baseline_cam.json")
     with pytest.raises(ValueError, match=r"corrupt metrics file .*01_baseline_cam.json.*delete it and run"):
