@@ -15,7 +15,7 @@ import torch
 import yaml
 from PIL import Image
 
-from infercam.ablations import finished_with_parameters, write_parameters_record
+from infercam.ablations import DEFAULT_GRID, finished_with_parameters, run_grid, write_parameters_record
 from infercam.affinity_net import make_affinity_labels, random_walk_labels
 from infercam.cam import MapsSettingsError, SETTINGS_FILE, load_cams, method_settings
 from infercam.conditional import MethodSettings, compute_maps, maps_dir
@@ -26,7 +26,9 @@ from infercam.models import build_affinity_net, build_segmenter
 from infercam.notebooks import list_notebooks, notebook_defaults, run_notebooks
 from infercam.runs import read_metrics, write_metrics
 from infercam.saliency import load_saliency, save_saliency
+from infercam.seeds import run_seeds
 from infercam.segmentation import segment_dataset
+from infercam.sharding import Step
 from infercam.voc import load_label_png, save_label_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
@@ -165,7 +167,20 @@ def test_an_unwritable_work_dir_fails_before_any_notebook_runs(tmp_path):
     with pytest.raises(WorkDirError):
         run_notebooks(profile, output_dir=tmp_path / "executed")
     assert not (tmp_path / "executed" / "timings.json").exists()
+    with pytest.raises(WorkDirError):  # the sharded steps and the batches check it too
+        Step("cams", profile, 0, 1, 0)
+    with pytest.raises(WorkDirError):
+        run_grid(DEFAULT_GRID, {"work_dir": str(work), "profile": "ro"}, output_dir=tmp_path / "executed")
+    with pytest.raises(WorkDirError):
+        run_seeds(profile, [0, 1], output_dir=tmp_path / "executed")
     assert check_writable(tmp_path / "fresh" / "work").is_dir()
+
+
+def test_the_sharded_steps_check_the_profile_s_types_too(tmp_path):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text(f"extends: smoke\nwork_dir: {tmp_path / 'work'}\ncam_scales: 1.0\n")
+    with pytest.raises(ProfileValueError, match="cam_scales is 1.0"):
+        Step("cams", profile, 0, 1, 0)
 
 
 # --- maps of another classifier, files cut short on disk --------------------------------------------
