@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from infercam import paper
 from infercam.bootstrap import paired_bootstrap, verdict_of
-from infercam.config import PROJECT_ROOT, check_writable, load_profile, resolve_path
+from infercam.config import PROJECT_ROOT, ProfileValueError, WorkDirError, check_writable, load_profile, resolve_path
 from infercam.download import write_text_atomic
 from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, notebook_defaults
 from infercam.runs import metrics_path, read_confusions
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = run_grid(args.grid, load_profile(args.profile), args.only)
-    except (GridError, FileNotFoundError) as error:
+    except (GridError, FileNotFoundError, ProfileValueError, WorkDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(result.table.to_string(float_format=lambda v: f"{v:.3g}"))

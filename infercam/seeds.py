@@ -25,7 +25,7 @@ import pandas as pd
 
 from infercam import results
 from infercam.ablations import finished_with_parameters, write_parameters_record
-from infercam.config import PROJECT_ROOT, check_writable, load_profile, resolve_path
+from infercam.config import PROJECT_ROOT, WorkDirError, check_writable, load_profile, resolve_path
 from infercam.download import write_text_atomic
 from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_defaults
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         table, files, failures = run_seeds(args.profile, args.seeds, args.notebooks)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, WorkDirError) as error:  # ValueError: also a profile's wrong types
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(table.round(2).to_string())
