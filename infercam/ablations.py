@@ -42,7 +42,8 @@ from tqdm import tqdm
 from infercam import paper
 from infercam.bootstrap import ImageConfusions, paired_bootstrap, paired_bootstrap_by_group, truth_class_counts, verdict_of
 from infercam.cam_analysis import class_count_group
-from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.config import PROJECT_ROOT, ProfileValueError, WorkDirError, check_writable, load_profile, resolve_path
+from infercam.download import write_text_atomic
 from infercam.notebooks import NOTEBOOKS_DIR, NotebookFailed, execute_notebook, notebook_defaults
 from infercam.runs import finished_with_parameters, metrics_path, read_confusions, record_parameters
 
@@ -139,7 +140,7 @@ def run_grid(grid: Grid | str | os.PathLike, base_parameters: dict, only: list[s
     """Run every configuration of ``grid`` (or those in ``only``) that has not finished with the
     same parameters, then collect the table. ``base_parameters``: the profile's parameters."""
     grid = grid if isinstance(grid, Grid) else load_grid(grid, notebook)
-    work_dir = base_parameters["work_dir"]
+    work_dir = check_writable(base_parameters["work_dir"])
     profile = str(base_parameters.get("profile", "custom"))
     output_dir = resolve_path(output_dir) if output_dir else OUTPUT_DIR / profile / grid.name
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -247,8 +248,8 @@ def write_table(table: pd.DataFrame, grid: Grid, work_dir) -> list[Path]:
     out = resolve_path(work_dir) / "ablations"
     out.mkdir(parents=True, exist_ok=True)
     csv, markdown = out / f"{grid.name}.csv", out / f"{grid.name}.md"
-    table.to_csv(csv)
-    markdown.write_text(f"# {grid.name}\n\n{grid.description}\n\n" + table.to_markdown(floatfmt=".3g") + "\n")
+    write_text_atomic(csv, table.to_csv())  # atomic: a run killed while writing never leaves half a table
+    write_text_atomic(markdown, f"# {grid.name}\n\n{grid.description}\n\n" + table.to_markdown(floatfmt=".3g") + "\n")
     return [csv, markdown]
 
 
@@ -260,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = run_grid(args.grid, load_profile(args.profile), args.only)
-    except (GridError, FileNotFoundError) as error:
+    except (GridError, FileNotFoundError, ProfileValueError, WorkDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(result.table.to_string(float_format=lambda v: f"{v:.3g}"))

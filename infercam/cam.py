@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -167,9 +168,20 @@ class MapsSettingsError(RuntimeError):
     """A folder of maps was made with other settings than the ones asked for."""
 
 
+def weights_fingerprint(model) -> str:
+    """sha256 of a network's parameters and buffers (names, shapes, types and values): which
+    classifier made a folder of maps, whatever file it came from."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def method_settings(method, model=None) -> dict:
     """What decides a method's maps, as JSON: the method's class and fields (nested methods too;
-    not the device, which changes nothing but speed) and the classifier's output stride."""
+    not the device, which changes nothing but speed), the classifier's output stride and its
+    weights' fingerprint (:func:`weights_fingerprint`; None without a model)."""
 
     def describe(value):
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -182,7 +194,8 @@ def method_settings(method, model=None) -> dict:
     described = describe(method)
     if not isinstance(described, dict):  # a plain function: its name is all there is to say
         described = {"method": getattr(method, "__qualname__", type(method).__name__)}
-    return json.loads(json.dumps({**described, "output_stride": getattr(model, "output_stride", None)}))
+    return json.loads(json.dumps({**described, "output_stride": getattr(model, "output_stride", None),
+                                  "classifier": None if model is None else weights_fingerprint(model)}))
 
 
 def claim_folder(out_dir: Path, settings: dict) -> None:
@@ -191,9 +204,17 @@ def claim_folder(out_dir: Path, settings: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / SETTINGS_FILE
     if path.is_file():
-        saved = json.loads(path.read_text())
+        saved = _read_settings(path)
+        # Folders made before the classifier's fingerprint was recorded: nothing to compare it with.
+        if "classifier" in settings:
+            saved.setdefault("classifier", settings["classifier"])
         if saved != settings:
             differing = sorted(k for k in saved.keys() | settings.keys() if saved.get(k) != settings.get(k))
+            if "classifier" in differing:
+                raise MapsSettingsError(
+                    f"the maps in {out_dir} were made by another classifier (weights fingerprint saved "
+                    f"{str(saved['classifier'])[:12]}, this one {str(settings['classifier'])[:12]}): it was retrained "
+                    f"or replaced since. Delete {out_dir} to recompute the maps with this classifier")
             raise MapsSettingsError(
                 f"the maps in {out_dir} were made with other settings (differing: {', '.join(differing)}; "
                 f"saved {[saved.get(k) for k in differing]}, asked {[settings.get(k) for k in differing]}): "
@@ -205,6 +226,14 @@ def claim_folder(out_dir: Path, settings: dict) -> None:
     tmp = path.with_name(f".tmp{os.getpid()}-{path.name}")  # one per process: sharded ranks claim at once
     tmp.write_text(json.dumps(settings, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def _read_settings(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:  # cut short on disk (a full disk, a copy that stopped)
+        raise MapsSettingsError(f"{path} is corrupt ({error}), so nothing says how the maps beside it were made: "
+                                f"delete {path.parent} to recompute them") from error
 
 
 class _Timer:

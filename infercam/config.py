@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 import platform
 import random
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +51,60 @@ def _load_profile(profile: str | os.PathLike, extended_by: tuple[Path, ...]) -> 
         values = yaml.safe_load(handle) or {}
     base = values.pop("extends", None)
     return values if base is None else {**_load_profile(base, (*extended_by, path)), **values}
+
+
+class ProfileValueError(ValueError):
+    """A profile (or -p) value of another type than the parameter's default."""
+
+
+def _kinds_of(default) -> tuple[tuple[type, ...], str] | None:
+    """The types a value replacing ``default`` may have, and their name; None: any (a string
+    default may be replaced by a bool, e.g. mixed_precision "auto" by true)."""
+    if isinstance(default, bool):
+        return (bool,), "true or false"
+    if isinstance(default, int):
+        return (int,), "a whole number"
+    if isinstance(default, float):
+        return (int, float), "a number"
+    if isinstance(default, (list, tuple)):
+        return (list, tuple), "a list"
+    if isinstance(default, dict):
+        return (dict,), "a mapping"
+    return None
+
+
+def check_parameter_types(values: dict, defaults: dict, where: str) -> None:
+    """Refuse a value in ``values`` whose type does not fit the default of the same name in
+    ``defaults`` (``where`` declares them, e.g. a notebook): ``cam_scales: 1.0`` for a list would
+    otherwise fail deep in a step, or run with a silently different meaning."""
+    for name, value in values.items():
+        kinds = _kinds_of(defaults.get(name))
+        if kinds is None or value is None or (isinstance(value, kinds[0])  # None: "all", "none" (e.g. num_images)
+                                              and not (isinstance(value, bool) and bool not in kinds[0])):
+            continue
+        example = [value] if kinds[0] == (list, tuple) else defaults[name]
+        raise ProfileValueError(f"parameter {name} is {value!r} ({type(value).__name__}), but {where} takes "
+                                f"{kinds[1]} (its default: {defaults[name]!r}): write it like {name}: "
+                                f"{json.dumps(example)} in the profile (or -p)")
+
+
+class WorkDirError(OSError):
+    """The work_dir cannot be written."""
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Make ``folder`` (a work_dir) and check that a file can be written in it, before a long run
+    finds out at its first result; returns it resolved."""
+    folder = resolve_path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise WorkDirError(f"work_dir {folder} cannot be written ({error.strerror or error}): every step saves its "
+                           "results there; set work_dir in the profile (or -p work_dir <folder>) to a folder "
+                           "you can write") from error
+    return folder
 
 
 def resolve_device(device: str = "auto"):

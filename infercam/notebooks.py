@@ -28,7 +28,8 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 from papermill.exceptions import PapermillExecutionError
 
-from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.config import (PROJECT_ROOT, ProfileValueError, WorkDirError, check_parameter_types, check_writable,
+                             load_profile, resolve_path)
 from infercam.runs import record_parameters
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -168,10 +169,13 @@ def notebook_defaults(notebook: str | os.PathLike) -> dict:
             if isinstance(statement, ast.Assign) for target in statement.targets if isinstance(target, ast.Name)}
 
 
-def passed_parameters(notebook: str | os.PathLike, parameters: dict) -> dict:
-    """Those of ``parameters`` (e.g. a profile's) that ``notebook``'s parameters cell declares."""
+def notebook_parameters(notebook: str | os.PathLike, parameters: dict) -> dict:
+    """Those of ``parameters`` that ``notebook``'s parameters cell declares, each checked against
+    the type of its default (:func:`infercam.config.check_parameter_types`)."""
     declared = notebook_defaults(notebook)
-    return {name: value for name, value in parameters.items() if name in declared}
+    chosen = {name: value for name, value in parameters.items() if name in declared}
+    check_parameter_types(chosen, declared, f"{Path(notebook).name}'s parameters cell")
+    return chosen
 
 
 def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output: bool = False,
@@ -180,7 +184,7 @@ def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output:
     ``parameters`` that its parameters cell declares (a profile serves every notebook, and the
     book shows the injected values: only the notebook's own belong there); the failure, naming
     the notebook and the failing cell, or None."""
-    parameters = passed_parameters(notebook, parameters)
+    parameters = notebook_parameters(notebook, parameters)
     try:
         papermill.execute_notebook(
             notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
@@ -212,6 +216,10 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
         print(f"no notebooks in {_shown(Path(notebooks_dir))}: nothing to run", flush=True)
         return []
 
+    for notebook in notebooks:  # a wrong value or an unwritable work_dir fails now, not notebooks later
+        notebook_parameters(notebook, parameters)
+    if "work_dir" in parameters:
+        check_writable(parameters["work_dir"])
     timings = _read_timings(output_dir)
     timings.update(profile=profile_name, parameters=parameters, python=sys.executable)
     executed = []
@@ -230,7 +238,7 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
             print(f"[{number}/{len(notebooks)}] {notebook.stem} FAILED after {seconds:.1f} s", flush=True)
             raise failure
         print(f"[{number}/{len(notebooks)}] {notebook.stem} done in {seconds:.1f} s", flush=True)
-        passed = passed_parameters(notebook, parameters)
+        passed = notebook_parameters(notebook, parameters)
         if "work_dir" in passed:  # `make seeds` then counts the book's run as its seed's
             record_parameters(passed["work_dir"], notebook.stem, passed)
         collapse_streams(output)
@@ -277,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         run_notebooks(args.profile, args.only, output_dir, args.notebooks_dir, args.log_output)
-    except (NotebookFailed, FileNotFoundError) as error:
+    except (NotebookFailed, FileNotFoundError, ProfileValueError, WorkDirError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     times = notebook_times(output_dir)

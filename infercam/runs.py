@@ -19,6 +19,7 @@ from infercam import __version__
 from infercam.bootstrap import ImageConfusions
 from infercam.config import (PROJECT_ROOT, cpu_name, nondeterministic_ops, precision_name, resolve_mixed_precision,
                              resolve_path)
+from infercam.download import write_text_atomic
 
 
 def _git_commit() -> str | None:
@@ -87,8 +88,12 @@ def read_metrics(work_dir: str | os.PathLike, step: str) -> dict:
     path = metrics_path(work_dir, step)
     if not path.is_file():
         raise FileNotFoundError(f"no metrics for step {step!r} at {path}: run notebooks/{step}.ipynb first")
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except ValueError as error:  # written atomically, so only a file damaged on disk gets here
+        raise ValueError(f"corrupt metrics file {path} ({error}): delete it and run the notebook of step "
+                         f"{step!r} again") from error
 
 
 def parameters_record_path(work_dir: str | os.PathLike, step: str) -> Path:
@@ -100,15 +105,21 @@ def record_parameters(work_dir: str | os.PathLike, step: str, parameters: dict) 
     """Note that ``step`` finished with ``parameters``, so that a batch (ablations, seeds) can skip it."""
     record = parameters_record_path(work_dir, step)
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(json.dumps(_jsonable(parameters), indent=2, sort_keys=True))
+    # atomic: a half-written record never counts as finished
+    write_text_atomic(record, json.dumps(_jsonable(parameters), indent=2, sort_keys=True))
     return record
 
 
 def finished_with_parameters(work_dir: str | os.PathLike, step: str, parameters: dict) -> bool:
     """Whether ``step`` wrote its metrics and finished with exactly ``parameters``."""
     record = parameters_record_path(work_dir, step)
-    return (metrics_path(work_dir, step).is_file() and record.is_file()
-            and json.loads(record.read_text()) == json.loads(json.dumps(_jsonable(parameters))))
+    if not (metrics_path(work_dir, step).is_file() and record.is_file()):
+        return False
+    try:
+        saved = json.loads(record.read_text())
+    except ValueError:  # cut short on disk: the run counts as unfinished and runs again
+        return False
+    return saved == json.loads(json.dumps(_jsonable(parameters)))
 
 
 def confusions_path(work_dir: str | os.PathLike, step: str) -> Path:

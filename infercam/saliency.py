@@ -63,8 +63,12 @@ def load_saliency(path: str | os.PathLike) -> np.ndarray:
     if not Path(path).is_file():
         raise FileNotFoundError(f"no saliency map {path}: make the maps first (infercam.saliency.make_saliency_maps, "
                                 "or data_scripts/get_saliency.py for VOC)")
-    with Image.open(path) as picture:
-        return np.asarray(picture.convert("L"), dtype=np.float32) / 255
+    try:
+        with Image.open(path) as picture:
+            return np.asarray(picture.convert("L"), dtype=np.float32) / 255
+    except (OSError, SyntaxError) as error:  # PIL's errors for a truncated or garbled PNG
+        raise OSError(f"corrupt saliency map {path}: {error}; delete it and make it again (infercam.saliency."
+                      "make_saliency_maps skips the maps already there; for VOC, data_scripts/get_saliency.py)") from error
 
 
 def make_saliency_maps(dataset, out_dir: str | os.PathLike, names: list[str] | None = None,

@@ -25,9 +25,10 @@ from pathlib import Path
 import pandas as pd
 
 from infercam import results
-from infercam.config import PROJECT_ROOT, load_profile, resolve_path
+from infercam.config import PROJECT_ROOT, WorkDirError, check_writable, load_profile, resolve_path
+from infercam.download import write_text_atomic
+from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_parameters
 from infercam.runs import finished_with_parameters, record_parameters
-from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, passed_parameters
 
 DEFAULT_NOTEBOOKS = ["01_baseline_cam", "02_split_unite", "03_iterative", "04_combined"]
 OUTPUT_DIR = PROJECT_ROOT / "build" / "seeds"
@@ -58,11 +59,12 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
     name = str(base.get("profile", Path(profile).stem))
     output_dir = resolve_path(output_dir) if output_dir else OUTPUT_DIR / name
     selected = list_notebooks(notebooks_dir, notebooks or DEFAULT_NOTEBOOKS)
+    check_writable(seeds_dir(base["work_dir"]))
     failures = {}
     for seed in seeds:
         work_dir = seed_work_dir(base["work_dir"], seed, base.get("seed"))
         for notebook in selected:
-            parameters = passed_parameters(notebook, {**base, "seed": seed, "work_dir": str(work_dir)})
+            parameters = notebook_parameters(notebook, {**base, "seed": seed, "work_dir": str(work_dir)})
             if finished_with_parameters(work_dir, notebook.stem, parameters):
                 print(f"seed {seed}: {notebook.stem} finished with the same parameters, skipped", flush=True)
                 continue
@@ -117,8 +119,8 @@ def seed_table_paths(work_dir: str | os.PathLike) -> tuple[Path, Path]:
 def write_seed_table(table: pd.DataFrame, work_dir: str | os.PathLike) -> list[Path]:
     csv, markdown = seed_table_paths(work_dir)
     csv.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(csv)
-    markdown.write_text("# Seed spread of each difference (mIoU points)\n\n" + table.to_markdown(floatfmt=".2f") + "\n")
+    write_text_atomic(csv, table.to_csv())  # atomic: a run killed while writing never leaves half a table
+    write_text_atomic(markdown, "# Seed spread of each difference (mIoU points)\n\n" + table.to_markdown(floatfmt=".2f") + "\n")
     return [csv, markdown]
 
 
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         table, files, failures = run_seeds(args.profile, args.seeds, args.notebooks)
-    except (FileNotFoundError, ValueError) as error:
+    except (FileNotFoundError, ValueError, WorkDirError) as error:  # ValueError: also a profile's wrong types
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(table.round(2).to_string())

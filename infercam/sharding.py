@@ -31,7 +31,8 @@ import torch.distributed as dist
 from infercam.affinity_net import (affinity_training, load_affinity_weights, load_finished_affinity_net,
                                    make_affinity_labels, pseudo_label_dir, random_walk_labels)
 from infercam.conditional import MethodSettings, compute_maps, maps_dir
-from infercam.config import load_profile, resolve_device, resolve_mixed_precision, resolve_path, seed_everything
+from infercam.config import (check_parameter_types, check_writable, load_profile, resolve_device,
+                             resolve_mixed_precision, resolve_path, seed_everything)
 from infercam.crf import PSA_CRF
 from infercam.datasets import VOCSegmentation
 from infercam.notebooks import NOTEBOOKS_DIR, notebook_defaults
@@ -70,14 +71,16 @@ class Step:
     this rank, and this rank's share of a name list."""
 
     def __init__(self, step: str, profile: str | os.PathLike, rank: int, world_size: int, local_rank: int):
-        self.parameters = {**notebook_defaults(NOTEBOOKS_DIR / f"{STEPS[step]}.ipynb"), **load_profile(profile)}
+        defaults, profile_values = notebook_defaults(NOTEBOOKS_DIR / f"{STEPS[step]}.ipynb"), load_profile(profile)
+        check_parameter_types(profile_values, defaults, f"{STEPS[step]}.ipynb's parameters cell")
+        self.parameters = {**defaults, **profile_values}
         self.rank, self.world_size = rank, world_size
         seed_everything(self.parameters["seed"])
         self.device = resolve_device(self.parameters["device"])
         if self.device.type == "cuda":
             self.device = torch.device("cuda", local_rank)
         self.mixed_precision = resolve_mixed_precision(self.parameters["mixed_precision"], self.device)
-        self.work = resolve_path(self.parameters["work_dir"])
+        self.work = check_writable(self.parameters["work_dir"])
 
     def __getitem__(self, key: str):
         return self.parameters[key]

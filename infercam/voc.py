@@ -49,11 +49,23 @@ def save_label_png(label: np.ndarray, path: str | Path) -> None:
 
 
 def load_label_png(path: str | Path) -> np.ndarray:
-    """Read a VOC palette PNG as class indices (H, W) uint8, 255 = ignore."""
-    with Image.open(path) as image:
-        if image.mode != "P":
-            raise ValueError(f"{path} is not a palette PNG (mode {image.mode}); VOC labels are palette-indexed")
-        return np.array(image, dtype=np.uint8)
+    """Read a VOC palette PNG as class indices (H, W) uint8, 255 = ignore; a file cut short or
+    holding values that are no VOC label (21..254) is refused, naming it."""
+    try:
+        with Image.open(path) as image:
+            if image.mode != "P":
+                raise ValueError(f"{path} is not a palette PNG (mode {image.mode}); VOC labels are palette-indexed")
+            label = np.array(image, dtype=np.uint8)
+    except (OSError, SyntaxError) as error:  # PIL's errors for a truncated or garbled PNG
+        raise OSError(f"corrupt label map {path}: {error}; delete it and re-run the step that made it "
+                      "(or, for VOC's own labels, get the data again)") from error
+    foreign = np.unique(label[(label > NUM_CLASSES) & (label != IGNORE_INDEX)])
+    if foreign.size:
+        raise ValueError(f"{path} holds values {foreign[:8].tolist()}, which are no VOC label (0 background, 1..20 "
+                         f"the classes, 255 ignore): it is not a class label map (an instance map from "
+                         f"SegmentationObject/, or a PNG from another dataset?); put the class labels "
+                         f"(SegmentationClass/, SegmentationClassAug/) there")
+    return label
 
 
 def read_annotation_classes(path: str | Path) -> list[str]:

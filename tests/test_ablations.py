@@ -3,14 +3,17 @@ checks, one run per configuration, failures named without losing the others, fin
 and the collected table."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 import yaml
 
 from infercam.ablations import GridError, load_grid, run_grid
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
+from fake_notebooks import write_fake_notebook  # noqa: E402
 
 FAKE_RUN = '''
 from infercam.runs import write_metrics
@@ -23,15 +26,8 @@ write_metrics(work_dir, metrics_step, {"slug": configuration, "images": 3, "best
 
 @pytest.fixture
 def fake_notebook(tmp_path) -> Path:
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    parameters = nbformat.v4.new_code_cell('work_dir = "unused"\nconfiguration = ""\nmetrics_step = ""\n'
-                                           'miou = 0.4\nseconds = 1.0\nfail = False')
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [parameters, nbformat.v4.new_code_cell(FAKE_RUN)]
-    path = tmp_path / "fake_run.ipynb"
-    nbformat.write(notebook, path)
-    return path
+    return write_fake_notebook(tmp_path / "fake_run.ipynb", 'work_dir = "unused"\nconfiguration = ""\nmetrics_step = ""\n'
+                               'miou = 0.4\nseconds = 1.0\nfail = False', FAKE_RUN)
 
 
 def write_grid(path: Path, configurations, **extra) -> Path:

@@ -3,14 +3,18 @@ in its own work_dir, finished notebooks skipped, and each difference's spread ac
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
-import nbformat
 import pytest
 import yaml
 
 from infercam import seeds
 from infercam.notebooks import run_notebooks
 from infercam.runs import write_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
+from fake_notebooks import write_fake_notebook  # noqa: E402
 
 FAKE_COMBINED = '''
 from infercam.runs import write_metrics
@@ -54,13 +58,7 @@ def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_pa
     # Catches seeds sharing a work_dir (the second would reuse the first's classifier), the seed not
     # reaching the notebook, a rerun that repeats finished work, and the book's run (the profile's
     # seed, recorded by run_notebooks) run a second time.
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "language": "python", "display_name": "Python 3"}
-    parameters = nbformat.v4.new_code_cell('work_dir = "unused"\nseed = 0')
-    parameters.metadata["tags"] = ["parameters"]
-    notebook.cells = [parameters, nbformat.v4.new_code_cell(FAKE_COMBINED)]
-    (tmp_path / "notebooks").mkdir()
-    nbformat.write(notebook, tmp_path / "notebooks" / "04_combined.ipynb")
+    write_fake_notebook(tmp_path / "notebooks" / "04_combined.ipynb", 'work_dir = "unused"\nseed = 0', FAKE_COMBINED)
     profile = tmp_path / "fake.yaml"
     profile.write_text(yaml.safe_dump({"profile": "fake", "work_dir": str(tmp_path / "runs" / "fake"), "seed": 0,
                                        "epochs": 1}))
