@@ -155,3 +155,50 @@ def test_notebook_times_reads_the_runners_timings(tmp_path):
     times = notebook_times(tmp_path)
     assert list(times.index) == ["00_a", "01_b"]
     assert times.loc["01_b", "minutes"] == 1.5 and times.loc["00_a", "status"] == "failed"
+
+
+def test_a_dead_kernel_is_a_named_failure_not_a_hang(tmp_path):
+    # Catches the kernel-died path (no cell error from papermill) escaping as a raw exception, or
+    # recorded as "ok" in the timings.
+    notebooks, output = tmp_path / "notebooks", tmp_path / "executed"
+    write_notebook(notebooks / "00_dies.ipynb", "import os\nos._exit(3)")
+    with pytest.raises(NotebookFailed) as caught:
+        run_notebooks("smoke", output_dir=output, notebooks_dir=notebooks)
+    message = str(caught.value)
+    assert "00_dies.ipynb failed at" in message and "DeadKernelError" in message
+    assert json.loads((output / "timings.json").read_text())["notebooks"]["00_dies"]["status"] == "failed"
+
+
+def test_a_failure_before_the_parameters_cell_keeps_its_cell_number(tmp_path):
+    # Catches the injected-parameters shift applied to cells above the parameters cell.
+    notebook = write_notebook(tmp_path / "notebooks" / "00_early.ipynb", "x = 1")
+    cells = nbformat.read(notebook, as_version=4)
+    cells.cells.insert(1, nbformat.v4.new_code_cell("import sys\nraise RuntimeError('before the parameters')"))
+    nbformat.write(cells, notebook)  # markdown 0, failing cell 1, parameters 2, code 3
+    with pytest.raises(NotebookFailed) as caught:
+        run_notebooks("smoke", output_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks")
+    assert caught.value.cell_index == 1
+    assert "cell 1 " in str(caught.value) and "RuntimeError: before the parameters" in str(caught.value)
+
+
+def test_cli_exit_status_and_stage_book(tmp_path, monkeypatch, capsys):
+    # Catches a CLI that exits 0 after a failed notebook (make and CI would go on), and a
+    # --stage-book that stages a failed run or answers a missing one with a traceback.
+    import infercam.notebooks as runner
+
+    notebooks, output, book = tmp_path / "notebooks", tmp_path / "executed", tmp_path / "book"
+    monkeypatch.setattr(runner, "BOOK_DIR", book)
+    write_notebook(notebooks / "00_ok.ipynb", "x = 1")
+    folders = ["--notebooks-dir", str(notebooks), "--output-dir", str(output)]
+    assert runner.main(["--profile", "smoke", *folders]) == 0
+    assert "all done" in capsys.readouterr().out
+    assert runner.main(["--stage-book", *folders]) == 0
+    assert [p.name for p in (book / "notebooks").iterdir()] == ["00_ok.ipynb"]
+
+    write_notebook(notebooks / "01_fail.ipynb", "raise ValueError('broken step')")
+    assert runner.main(["--profile", "smoke", "--only", "01_fail", *folders]) == 1
+    assert "error: notebook" in capsys.readouterr().err
+    assert runner.main(["--stage-book", *folders]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "01_fail" in error and "make notebooks" in error
+    assert [p.name for p in (book / "notebooks").iterdir()] == ["00_ok.ipynb"]  # the staged book is left as it was
