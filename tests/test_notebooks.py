@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from infercam.config import load_profile
@@ -26,7 +27,78 @@ def test_notebook_executes_and_writes_metrics(stem, smoke_run):
     metrics = metrics_path(load_profile("smoke")["work_dir"], stem)
     assert metrics.is_file(), f"{stem} wrote no {metrics}"
     assert metrics.stat().st_mtime >= smoke_run.started[stem] - 1, f"{metrics} is left over from an earlier run"
-    assert json.loads(metrics.read_text())["step"] == stem  # written by infercam.runs.write_metrics
+    payload = json.loads(metrics.read_text())
+    assert payload["step"] == stem  # written by infercam.runs.write_metrics
+    check_metric_values(stem, payload["metrics"])
+
+
+# --- the values in the smoke run's metrics files ---------------------------------------------------
+# Ranges and agreements that a broken step would break (a metrics file that merely exists proves
+# little): every mIoU summary agrees with its own per-class IoUs and sweep, the images evaluated are
+# the split's, and the baseline measured again in a later notebook equals notebook 01's.
+
+def split_size(split: str) -> int:
+    from infercam.datasets import VOCSegmentation
+
+    return len(VOCSegmentation(load_profile("smoke")["data_root"], split).names)
+
+
+def smoke_metrics(step: str) -> dict:
+    return json.loads(metrics_path(load_profile("smoke")["work_dir"], step).read_text())["metrics"]
+
+
+def miou_summaries(node, path=()):
+    """(path, summary) of every dict that holds a "miou" and its "per_class_iou"."""
+    if isinstance(node, dict):
+        if "miou" in node and "per_class_iou" in node:
+            yield path, node
+        for key, value in node.items():
+            yield from miou_summaries(value, (*path, key))
+
+
+def check_miou_summary(path, summary):
+    ious = np.array([np.nan if value is None else value for value in summary["per_class_iou"].values()], float)
+    assert len(ious) == 21 and np.all((ious[~np.isnan(ious)] >= 0) & (ious[~np.isnan(ious)] <= 1)), path
+    assert 0 <= summary["miou"] <= 1 and summary["miou"] == pytest.approx(np.nanmean(ious), abs=1e-9), path
+    assert summary["images"] >= 1, path
+    if "miou_at" in summary:  # the best threshold's mIoU is the sweep's maximum
+        assert summary["miou"] >= max(summary["miou_at"].values()) - 1e-9, path
+
+
+def check_metric_values(stem: str, metrics: dict) -> None:
+    for path, summary in miou_summaries(metrics):
+        check_miou_summary(path, summary)
+    STEP_CHECKS.get(stem, lambda metrics: None)(metrics)
+
+
+def check_minivoc(metrics):
+    for split, count in metrics["splits"].items():
+        assert count == split_size(split)
+        assert sum(metrics["class_count_share"][split].values()) == pytest.approx(1)
+        assert 0 < metrics["foreground_share_mean"][split] + metrics["void_share_mean"][split] < 1
+
+
+def check_baseline_cam(metrics):
+    for split in ("train", "val"):
+        assert metrics["cams"][split]["images"] == metrics["cam_inference"][split]["images"]
+    assert metrics["cams"]["val"]["images"] == split_size("val")
+    average_precisions = np.array([np.nan if ap is None else ap for ap in metrics["classifier"]["val_ap"].values()], float)
+    assert metrics["classifier"]["val_map"] == pytest.approx(np.nanmean(average_precisions))
+
+
+def check_same_baseline(metrics):
+    """A later CAM notebook's baseline on val: notebook 01's maps, so notebook 01's numbers."""
+    assert metrics["cams"]["baseline"]["miou"] == pytest.approx(smoke_metrics("01_baseline_cam")["cams"]["val"]["miou"])
+    assert {summary["images"] for summary in metrics["cams"].values()} == {metrics["images"]}
+
+
+def check_iterative(metrics):
+    check_same_baseline(metrics)
+    assert 1 <= metrics["passes_per_image_mean"] <= metrics["settings"]["max_passes"]
+
+
+STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
+               "03_iterative": check_iterative}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs
