@@ -97,8 +97,15 @@ def check_iterative(metrics):
     assert 1 <= metrics["passes_per_image_mean"] <= metrics["settings"]["max_passes"]
 
 
+def check_combined(metrics):
+    baseline = smoke_metrics("01_baseline_cam")["cams"]
+    for split in ("train", "val"):
+        assert metrics["cams"][f"baseline/{split}"]["miou"] == pytest.approx(baseline[split]["miou"])
+        assert metrics["cams"][f"ours/{split}"]["images"] == metrics["images"][split] == baseline[split]["images"]
+
+
 STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
-               "03_iterative": check_iterative}
+               "03_iterative": check_iterative, "04_combined": check_combined}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs
