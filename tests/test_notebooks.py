@@ -104,8 +104,19 @@ def check_combined(metrics):
         assert metrics["cams"][f"ours/{split}"]["images"] == metrics["images"][split] == baseline[split]["images"]
 
 
+def check_ablations(metrics):
+    rows = metrics["table"]
+    assert rows["baseline"]["mIoU (%)"] == pytest.approx(100 * smoke_metrics("01_baseline_cam")["cams"]["val"]["miou"])
+    for name, row in rows.items():
+        assert row["images"] == split_size(metrics["parameters"]["evaluation_split"]), name
+        assert row["mIoU low"] <= row["mIoU (%)"] <= row["mIoU high"], name
+        assert row["Δ vs baseline"] == pytest.approx(row["mIoU (%)"] - rows["baseline"]["mIoU (%)"], abs=1e-9), name
+        assert row["Δ vs baseline low"] <= row["Δ vs baseline"] <= row["Δ vs baseline high"], name
+
+
 STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
-               "03_iterative": check_iterative, "04_combined": check_combined}
+               "03_iterative": check_iterative, "04_combined": check_combined,
+               "05_ablations": check_ablations}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs
