@@ -47,6 +47,11 @@ def smoke_metrics(step: str) -> dict:
     return json.loads(metrics_path(load_profile("smoke")["work_dir"], step).read_text())["metrics"]
 
 
+def percent_miou(step: str, maps: str) -> float:
+    """The mIoU (%) of ``step``'s CAM summary ``maps`` (e.g. notebook 01's "val", 04's "ours/val")."""
+    return 100 * smoke_metrics(step)["cams"][maps]["miou"]
+
+
 def miou_summaries(node, path=()):
     """(path, summary) of every dict that holds a "miou" and its "per_class_iou"."""
     if isinstance(node, dict):
@@ -106,7 +111,7 @@ def check_combined(metrics):
 
 def check_ablations(metrics):
     rows = metrics["table"]
-    assert rows["baseline"]["mIoU (%)"] == pytest.approx(100 * smoke_metrics("01_baseline_cam")["cams"]["val"]["miou"])
+    assert rows["baseline"]["mIoU (%)"] == pytest.approx(percent_miou("01_baseline_cam", "val"))
     for name, row in rows.items():
         assert row["images"] == split_size(metrics["parameters"]["evaluation_split"]), name
         assert row["mIoU low"] <= row["mIoU (%)"] <= row["mIoU high"], name
@@ -114,9 +119,30 @@ def check_ablations(metrics):
         assert row["Δ vs baseline low"] <= row["Δ vs baseline"] <= row["Δ vs baseline high"], name
 
 
+def check_split_retraining(metrics):
+    rows = metrics["table4"]
+    for split in ("train", "val"):  # the baseline classifier's rows: notebooks 01 and 04's maps
+        assert rows["baseline classifier: baseline CAM"][f"{split} mIoU (%)"] == pytest.approx(percent_miou("01_baseline_cam", split))
+        assert rows["baseline classifier: ours"][f"{split} mIoU (%)"] == pytest.approx(percent_miou("04_combined", f"ours/{split}"))
+        for name, row in rows.items():
+            assert row[f"Δ {split} vs ours low"] <= row[f"Δ {split} vs ours"] <= row[f"Δ {split} vs ours high"], name
+
+
+def check_random_walk(metrics):
+    assert sum(metrics["affinity_label_shares"].values()) == pytest.approx(1)
+    assert metrics["images"]["evaluated"] == split_size("train")
+    rows = metrics["table1_rw"]
+    assert rows["baseline"]["CAM (best t)"] == pytest.approx(percent_miou("01_baseline_cam", "train"))
+    assert rows["ours"]["CAM (best t)"] == pytest.approx(percent_miou("04_combined", "ours/train"))
+    for column in ("CAM (best t)", "CAM + RW", "CAM + RW + CRF"):
+        assert rows["ours − baseline"][column] == pytest.approx(rows["ours"][column] - rows["baseline"][column], abs=1e-9)
+    assert all(0 <= row["CAM + RW"] <= 100 for name, row in rows.items() if name != "ours − baseline")
+
+
 STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
                "03_iterative": check_iterative, "04_combined": check_combined,
-               "05_ablations": check_ablations}
+               "05_ablations": check_ablations, "06_split_retraining": check_split_retraining,
+               "07_random_walk": check_random_walk}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs
