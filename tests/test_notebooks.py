@@ -139,10 +139,25 @@ def check_random_walk(metrics):
     assert all(0 <= row["CAM + RW"] <= 100 for name, row in rows.items() if name != "ours − baseline")
 
 
+def check_segmentation(metrics):
+    walks = smoke_metrics("07_random_walk")["table1_rw"]  # the pseudo labels are notebook 07's walks
+    assert metrics["pseudo_labels"]["step"] == "rw"
+    for method, source in metrics["pseudo_label_sources"].items():
+        assert source["train_miou"] == pytest.approx(walks[method]["CAM + RW"])
+    baseline = metrics["pseudo_label_sources"][metrics["pseudo_labels"]["method"]]
+    assert [metrics["table5"]["none"][step] for step in ("no CRF", "CRF")] == \
+        pytest.approx([baseline[step] for step in ("no CRF", "CRF")], abs=0.005)  # the same DeepLab, rounded
+    assert metrics["images"]["train"] == split_size("train") and 0 < metrics["images"]["val"] <= split_size("val")
+    assert {run["images"] for run in metrics["training"].values()} == {metrics["images"]["train"]}
+    assert 0 <= metrics["saliency"]["tau_mean"] <= 1
+    rates = np.array(list(metrics["saliency"]["conflict_rates"].values()), float)
+    assert np.all((rates[~np.isnan(rates)] >= 0) & (rates[~np.isnan(rates)] <= 1))
+
+
 STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
                "03_iterative": check_iterative, "04_combined": check_combined,
                "05_ablations": check_ablations, "06_split_retraining": check_split_retraining,
-               "07_random_walk": check_random_walk}
+               "07_random_walk": check_random_walk, "08_segmentation": check_segmentation}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs
