@@ -273,6 +273,13 @@ def _transfer(url: str, part: Path, *, timeout: float, reject_html: bool, progre
         raise _IncompleteTransfer(f"connection closed after {received} of {total} bytes")
 
 
+def _retry_after_s(error: BaseException) -> float:
+    """The seconds a 429/503 answer's ``Retry-After`` asks for (0 without one, or for an HTTP date):
+    retrying sooner only earns another refusal and spends a retry."""
+    value = (getattr(error, "headers", None) or {}).get("Retry-After", "").strip()
+    return float(value) if value.isdigit() else 0.0
+
+
 def _reason(error: BaseException) -> str:
     if isinstance(error, urllib.error.URLError) and not isinstance(error, urllib.error.HTTPError):
         return str(error.reason)
@@ -314,7 +321,8 @@ def download(url: str, dest: str | Path, *, md5: str | None = None, sha256: str 
     ``reject_html`` fails fast when the server answers with a ``text/html`` page. ``override_hint``
     and ``url_hint`` end the error messages, saying how to override the checksum or the address.
     Connection errors, cut transfers and 408/429/5xx answers are retried ``retries`` times with
-    exponential backoff (``backoff_s``, doubled each time, at most 30 s), resuming from the bytes
+    exponential backoff (``backoff_s``, doubled each time, or longer if the answer's Retry-After
+    asks for it, at most 30 s), resuming from the bytes
     already on disk; the retry budget is refilled whenever an attempt gets further than any before
     it. A host name that does not resolve fails at once (most likely offline).
     """
@@ -362,7 +370,7 @@ def download(url: str, dest: str | Path, *, md5: str | None = None, sha256: str 
             raise DownloadError(
                 f"downloading {url} kept failing after {retries} retries ({_reason(last_error)}); "
                 f"{size_now} bytes are kept in {part} and the next run resumes from there") from last_error
-        delay = min(backoff_s * (2 ** failures), MAX_BACKOFF_S)
+        delay = min(max(backoff_s * (2 ** failures), _retry_after_s(last_error)), MAX_BACKOFF_S)
         failures += 1
         log.warning("downloading %s failed (%s); retry %d/%d in %.0f s", dest.name,
                     _reason(last_error), failures, retries, delay)

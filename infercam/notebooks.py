@@ -275,7 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     output_dir = resolve_path(args.output_dir) if args.output_dir else executed_dir(args.profile)
     if args.stage_book:
-        staged = stage_book(output_dir, BOOK_DIR, args.notebooks_dir)
+        try:
+            staged = stage_book(output_dir, BOOK_DIR, args.notebooks_dir)
+        except FileNotFoundError as error:  # the message says what to run first: no traceback
+            print(f"error: {error}", file=sys.stderr)
+            return 1
         print(f"staged {len(staged)} executed notebook(s) from {_shown(output_dir)} into {_shown(BOOK_DIR / 'notebooks')}")
         return 0
     if args.log_output:

@@ -1,8 +1,10 @@
 """Test helpers for the data scripts: a loopback HTTP file server and tiny fake VOC / SBD trees.
 
 The server (127.0.0.1, port 0, one thread) serves in-memory files with HTTP Range support and can
-misbehave on purpose: cut the connection after N bytes, ignore Range, answer 404 or send HTML. It
-records every request so tests can assert what the downloader asked for.
+misbehave on purpose: cut the connection after N bytes, ignore Range, answer 404 or send HTML,
+answer error statuses first (5xx, 408, 429 with Retry-After), stall in the middle of a body, or
+answer a Range request with a 206 that starts at another byte. It records every request so tests
+can assert what the downloader asked for.
 """
 from __future__ import annotations
 
@@ -52,6 +54,11 @@ class FakeFile:
     cut_after: int | None = None  # send only this many body bytes, then drop the connection ...
     cuts_left: int = 1            # ... on this many requests
     ignore_range: bool = False
+    errors: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (status, headers) answered first, one a request
+    stall_after: int | None = None  # send this many body bytes, then wait stall_s before the rest ...
+    stall_s: float = 0.0
+    stalls_left: int = 1            # ... on this many requests
+    range_shift: int = 0            # a Range request's 206 starts this many bytes after the byte asked for
 
 
 @dataclass
@@ -90,10 +97,17 @@ class FakeFileServer:
                 if served is None:
                     self.send_error(404, "Not Found")
                     return
+                if served.errors:
+                    status, headers = served.errors.pop(0)
+                    self.send_response(status)
+                    for name, value in {**headers, "Content-Length": "0"}.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    return
                 data, start = served.data, 0
                 match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range", ""))
                 if match and not served.ignore_range:
-                    start = int(match.group(1))
+                    start = min(int(match.group(1)) + served.range_shift, len(data))
                     if start >= len(data):
                         self.send_response(416)
                         self.send_header("Content-Range", f"bytes */{len(data)}")
@@ -116,7 +130,16 @@ class FakeFileServer:
                     self.connection.shutdown(socket.SHUT_RDWR)
                     self.close_connection = True
                     return
-                self.wfile.write(body)
+                if served.stall_after is not None and served.stalls_left > 0:
+                    served.stalls_left -= 1
+                    self.wfile.write(body[:served.stall_after])
+                    self.wfile.flush()
+                    threading.Event().wait(served.stall_s)  # not time.sleep, which tests may patch
+                    body = body[served.stall_after:]
+                try:
+                    self.wfile.write(body)
+                except OSError:  # the client gave up waiting (a stall longer than its timeout)
+                    self.close_connection = True
 
         self._httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True

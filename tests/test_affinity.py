@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from infercam.affinity import (affinity_labels, column_sums_in_order, pair_indices, pair_labels, pair_offsets,
-                               random_walk, transition_matrix, walk_labels)
+                               random_walk, transition_matrix, walk_labels, walk_scores)
 from infercam.crf import CRFSettings, dense_crf
 
 UNARY_ONLY = CRFSettings(iterations=1, gaussian_compat=0, bilateral_compat=0)  # the CRF reduces to the argmax
@@ -173,3 +173,72 @@ def test_affinities_by_shifted_views_match_the_pairs_gathered_one_by_one():
     flat = features.flatten(2)
     gathered = torch.exp(-(flat[:, :, first] - flat[:, :, second]).abs().mean(dim=1))
     assert torch.allclose(pair_affinities(features, radius=3), gathered, atol=1e-6)
+
+
+def test_beta_sharpens_the_transition_matrix_by_hand():
+    # Catches beta ignored or forced to 1 (in transition_matrix or on its way from walk_scores): two
+    # cells with affinity 0.5, beta 2: off-diagonal 0.25, diagonal 1, columns / 1.25 -> 0.8 / 0.2;
+    # beta 1 would give 2/3 / 1/3.
+    first, second = pair_indices(1, 2)
+    affinity = torch.tensor([0.5])
+    dense = transition_matrix(affinity, first, second, 2, beta=2).to_dense()
+    assert torch.allclose(dense, torch.tensor([[0.8, 0.2], [0.2, 0.8]]))
+    # walk_scores with stride 1 and one step (logt 0): scores @ T, by hand
+    cams = np.array([[[1.0, 0.0]]], np.float32)  # the class on the left cell only; background (1 - cam)^alpha
+    walked = walk_scores(cams, affinity, first, second, (1, 2), alpha=1, beta=2, logt=0, stride=1)
+    # rows (background, class) = ([0, 1], [1, 0]) @ T
+    assert walked[:, 0, 0].tolist() == pytest.approx([0.2, 0.8], abs=1e-6)
+    assert walked[:, 0, 1].tolist() == pytest.approx([0.8, 0.2], abs=1e-6)
+    sharper = walk_scores(cams, affinity, first, second, (1, 2), alpha=1, beta=8, logt=0, stride=1)
+    assert sharper[1, 0, 1].item() == pytest.approx(0.5 ** 8 / (1 + 0.5 ** 8), abs=1e-6)
+
+
+def test_walk_scores_on_a_size_not_a_multiple_of_8_pads_pools_and_crops_like_psa():
+    # Catches a wrong pad/crop side, a grid rounded down, or the padding left in the output: a
+    # 20 x 30 image on a 3 x 4 grid (24 x 32 padded with zeros, as psa's infer_aff pads). With no
+    # affinity T is the identity, so the output is the pooled scores upsampled.
+    first, second = pair_indices(3, 4)
+    isolated = torch.full((len(first),), 1e-4)
+    cams = np.full((1, 20, 30), 0.5, np.float32)
+    walked = walk_scores(cams, isolated, first, second, (3, 4), alpha=16, beta=8, logt=0)
+    assert walked.shape == (2, 20, 30)
+    # pooled class score: full cells 0.5; the last row of cells holds 4 real rows of 8 -> 0.25; the
+    # last column 6 of 8 -> 0.375; the corner cell 24 of 64 -> 0.1875
+    assert walked[1, 0, 0].item() == pytest.approx(0.5, abs=1e-5)
+    # pixel (19, 29): bilinear between cell rows 1 (weight 1/16) and 2 (15/16), in the last column
+    assert walked[1, 19, 29].item() == pytest.approx(0.375 / 16 + 0.1875 * 15 / 16, abs=1e-5)
+    with pytest.raises(ValueError, match=r"\(2, 4\) feature grid at stride 8 does not cover a 20 x 30 image"):
+        walk_scores(cams, isolated, first, second, (2, 4))
+
+
+def test_affinity_labels_with_two_classes_by_hand():
+    # Catches class rows mapped to the wrong VOC label (e.g. sorted or in a fixed order) and a
+    # background that takes one class's map rather than the max over classes.
+    image = np.zeros((10, 60, 3), np.uint8)
+    cams = np.zeros((2, 10, 60), np.float32)
+    strips = [(1.0, 0.0), (0.0, 1.0), (0.6, 0.9), (0.2, 0.1), (0.0, 0.0), (0.1, 0.3)]
+    for index, values in enumerate(strips):
+        cams[:, :, index * 10:(index + 1) * 10] = np.array(values)[:, None, None]
+        image[:, index * 10:(index + 1) * 10] = index * 40
+    # by hand, background (1 - max)^4 / (1 - max)^24 against the two classes 14 (row 0) and 2 (row 1):
+    #   (1, 0) -> 15; (0, 1) -> 3; (0.6, 0.9): 1e-4 and ~0 < 0.9 -> 3; (0.2, 0.1): 0.41 > 0.2 but
+    #   0.0047 < 0.2 -> 255; nothing -> 0; (0.1, 0.3): 0.24 < 0.3 -> 3
+    expected = [15, 3, 3, 255, 0, 3]
+    labels = affinity_labels(image, cams, [14, 2], crf=UNARY_ONLY)
+    assert [int(labels[5, index * 10 + 5]) for index in range(6)] == expected
+    swapped = affinity_labels(image, cams[::-1].copy(), [2, 14], crf=UNARY_ONLY)
+    assert np.array_equal(swapped, labels)
+
+
+def test_pair_labels_with_three_classes_by_hand():
+    # Catches "both foreground" taken for "the same class": pairs of two different objects are negatives.
+    labels = np.array([[0, 3, 3],
+                       [7, 7, 255],
+                       [7, 9, 0]], np.uint8)
+    first, second = pair_indices(3, 3, radius=2)
+    pairs = {kind: {(int(f), int(t)) for f, t, m in zip(first, second, mask) if m}
+             for kind, mask in pair_labels(labels, radius=2).items()}
+    # flat indices: 0 1 2 / 3 4 5 / 6 7 8; radius 2: right, down-left, down, down-right
+    assert pairs["bg_pos"] == set()  # the two background pixels (0, 8) are not neighbours
+    assert pairs["fg_pos"] == {(1, 2), (3, 4), (3, 6), (4, 6)}
+    assert pairs["neg"] == {(0, 1), (0, 3), (0, 4), (1, 3), (1, 4), (2, 4), (4, 7), (3, 7), (6, 7), (4, 8), (7, 8)}

@@ -7,6 +7,7 @@ import json
 import os
 import pickle
 import shutil
+import socket
 import sys
 import tarfile
 from pathlib import Path
@@ -17,8 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, 
 from fake_servers import (FakeFileServer, closed_port_url, fake_server, load_script, make_fake_voc,  # noqa: E402,F401
                           md5_of, tar_directory, zip_members)
 
+import infercam.download as download_module  # noqa: E402
 from infercam.download import (ChecksumError, DownloadError, check_torch_file, download, extract_archive,  # noqa: E402
-                               extraction_complete, google_drive_url, verify_file)
+                               extraction_complete, google_drive_url, iter_archive_files, verify_file)
 from infercam.sources import resolve_source  # noqa: E402
 
 PAYLOAD = bytes(range(256)) * 40  # 10 KiB, every byte value, so offsets matter
@@ -315,3 +317,119 @@ def test_torch_file_check_and_drive_url(tmp_path: Path) -> None:
         check_torch_file(page)
     assert google_drive_url("abc") == "https://drive.usercontent.google.com/download?id=abc&export=download&confirm=t"
     assert resolve_source("psa_res38_aff").url == google_drive_url("1mFvTH3siw0SS0vqPH0o9N3cI_ISQacwt")
+
+
+# --- retries, backoff and misbehaving servers (issue 17) --------------------------------------------
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The backoff waits the downloader asks for, recorded instead of slept (the tests stay fast)."""
+    asked: list[float] = []
+    monkeypatch.setattr(download_module.time, "sleep", asked.append)
+    return asked
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+def test_transient_statuses_are_retried_with_doubling_waits(fake_server: FakeFileServer, tmp_path: Path,
+                                                            waits: list[float], status: int) -> None:
+    # Catches a retryable status treated as final, or a backoff that does not double.
+    url = fake_server.add("/data.bin", PAYLOAD, errors=[(status, {})] * 2)
+    download(url, tmp_path / "data.bin", md5=md5_of(PAYLOAD), retries=3, backoff_s=1.5, progress=False)
+    assert (tmp_path / "data.bin").read_bytes() == PAYLOAD
+    assert waits == [1.5, 3.0] and len(fake_server.requests) == 3
+
+
+def test_backoff_is_capped_and_the_retries_run_out(fake_server: FakeFileServer, tmp_path: Path,
+                                                   waits: list[float]) -> None:
+    # Catches an unbounded backoff (hours of waiting) and retrying forever.
+    url = fake_server.add("/data.bin", PAYLOAD, errors=[(503, {})] * 10)
+    with pytest.raises(DownloadError, match=r"HTTP 503.*data\.bin"):
+        download(url, tmp_path / "data.bin", retries=4, backoff_s=10, progress=False)
+    assert waits == [10, 20, 30, 30] and len(fake_server.requests) == 5
+    assert not (tmp_path / "data.bin").exists()
+
+
+def test_429_waits_as_long_as_retry_after_asks(fake_server: FakeFileServer, tmp_path: Path,
+                                               waits: list[float]) -> None:
+    # Catches Retry-After ignored: retrying after the 1 s backoff only earns another 429.
+    url = fake_server.add("/data.bin", PAYLOAD, errors=[(429, {"Retry-After": "7"}), (503, {"Retry-After": "99"})])
+    download(url, tmp_path / "data.bin", md5=md5_of(PAYLOAD), retries=3, backoff_s=1, progress=False)
+    assert waits == [7, 30]  # the server's wait, capped at 30 s like the backoff
+
+
+def test_a_body_that_stalls_past_the_timeout_is_retried(fake_server: FakeFileServer, tmp_path: Path,
+                                                        waits: list[float]) -> None:
+    # Catches a download that hangs on a stalled server, or takes a timed-out body as complete.
+    url = fake_server.add("/data.bin", PAYLOAD, stall_after=2000, stall_s=2.0)
+    download(url, tmp_path / "data.bin", md5=md5_of(PAYLOAD), retries=3, backoff_s=0.5, timeout_s=0.5, progress=False)
+    assert (tmp_path / "data.bin").read_bytes() == PAYLOAD
+    # (a loaded machine may time out a later request too: only the first retry is certain)
+    assert len(fake_server.requests) >= 2 and waits[0] == 0.5
+
+
+def test_a_206_at_the_wrong_offset_restarts_from_zero(fake_server: FakeFileServer, tmp_path: Path,
+                                                      waits: list[float]) -> None:
+    # Catches appending a body that starts elsewhere than the bytes on disk end (a corrupt file).
+    url = fake_server.add("/data.bin", PAYLOAD, range_shift=100)
+    dest = tmp_path / "data.bin"
+    dest.with_name("data.bin.part").write_bytes(PAYLOAD[:1000])
+    download(url, dest, md5=md5_of(PAYLOAD), retries=2, backoff_s=0, progress=False)
+    assert dest.read_bytes() == PAYLOAD
+    assert [request.headers.get("Range") for request in fake_server.requests] == ["bytes=1000-", None]
+
+
+def test_a_host_that_does_not_resolve_fails_at_once(tmp_path: Path, waits: list[float],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Catches waiting through every retry when offline (minutes of backoff for nothing).
+    def no_such_host(host, *args, **kwargs):
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    url = "http://data.example.invalid/VOCtrainval.tar"
+    with pytest.raises(DownloadError, match=r"could not reach data\.example\.invalid.*by hand and pass --archive"):
+        download(url, tmp_path / "VOCtrainval.tar", retries=5, backoff_s=1, progress=False)
+    assert waits == [] and not list(tmp_path.iterdir())
+
+
+def test_sha256_mismatch_names_both_digests_and_quarantines(fake_server: FakeFileServer, tmp_path: Path) -> None:
+    # Catches a sha256 that is computed but not compared (only md5 checked).
+    url = fake_server.add("/weights.pth", PAYLOAD)
+    dest = tmp_path / "weights.pth"
+    wrong = hashlib.sha256(b"another file").hexdigest()
+    with pytest.raises(ChecksumError, match=f"expected sha256 {wrong}, got {hashlib.sha256(PAYLOAD).hexdigest()}"):
+        download(url, dest, sha256=wrong, progress=False)
+    assert not dest.exists() and dest.with_name("weights.pth.corrupt").read_bytes() == PAYLOAD
+
+
+def test_force_extracts_again_over_a_complete_extraction(tmp_path: Path) -> None:
+    # Catches force=True ignored (a damaged tree never repaired) and a repeat run without it that
+    # re-extracts anyway.
+    archive = zip_members(tmp_path / "files.zip", {"top/a.txt": b"original"})
+    target = tmp_path / "target"
+    extract_archive(archive, target, progress=False)
+    (target / "top" / "a.txt").write_bytes(b"edited")
+    extract_archive(archive, target, progress=False)
+    assert (target / "top" / "a.txt").read_bytes() == b"edited"  # complete: left alone
+    extract_archive(archive, target, force=True, progress=False)
+    assert (target / "top" / "a.txt").read_bytes() == b"original"
+
+
+def test_a_file_that_is_not_an_archive_is_named_and_leaves_nothing(tmp_path: Path) -> None:
+    # Catches an HTML page or a truncated download extracted as nothing and marked complete.
+    page = tmp_path / "VOCtrainval.tar"
+    page.write_bytes(b"<html><body>quota exceeded</body></html>")
+    target = tmp_path / "target"
+    with pytest.raises(DownloadError, match=r"(?s)VOCtrainval\.tar is not a readable zip or tar archive.*download again"):
+        extract_archive(page, target, marker_name="voc2012", progress=False)
+    assert not extraction_complete(target, "voc2012") and list(target.iterdir()) == []
+    with pytest.raises(DownloadError, match="is not a readable zip or tar archive"):
+        list(iter_archive_files(page))
+
+
+@pytest.mark.parametrize("member", ["/etc/evil.txt", "\\evil.txt", "C:/evil.txt", "C:evil.txt", "c:\\Windows\\evil.txt"])
+def test_zip_members_with_absolute_paths_or_drive_letters_are_refused(tmp_path: Path, member: str) -> None:
+    # Catches a zip member written outside the target (absolute, or on another drive on Windows).
+    archive = zip_members(tmp_path / "evil.zip", {"ok.txt": b"1", member: b"2"})
+    with pytest.raises(DownloadError, match="unsafe member paths"):
+        extract_archive(archive, tmp_path / "target", progress=False)
+    assert list((tmp_path / "target").iterdir()) == []

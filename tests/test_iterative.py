@@ -174,3 +174,40 @@ def test_later_passes_at_fewer_scales_are_weighed_back_onto_the_first_pass_s_sca
     same, _ = IterativeInference(scales=(1.0, 1.0), flip=False).run(RedChannel(), image, [0])
     weighed, _ = IterativeInference(scales=(1.0, 1.0), flip=False, later_scales=(1.0,)).run(RedChannel(), image, [0])
     assert np.allclose(weighed, same, atol=1e-6)
+
+
+def test_erase_rule_takes_each_class_against_its_own_peak():
+    # Catches an erase rule that looks at one class only (the first) or compares all classes
+    # against one common peak: the green square G (255) is far weaker than red A in absolute terms
+    # (green's ImageNet normalisation aside, it is another class), yet it is green's own peak, so
+    # pass 0 erases it with A; green's weaker square G2 (150, 0.2 of G) waits for pass 1.
+    from tiny_models import ColourClasses
+
+    picture = np.zeros((40, 50, 3), np.uint8)
+    picture[5:10, 5:15, 0] = 255  # A
+    picture[25:30, 5:15, 1] = 255  # G
+    picture[25:30, 30:40, 1] = 150  # G2
+    a, g, g2 = (np.zeros((40, 50), bool) for _ in range(3))
+    a[5:10, 5:15], g[25:30, 5:15], g2[25:30, 30:40] = True, True, True
+    maps, passes = IterativeInference(scales=(1.0,), flip=False).run(ColourClasses(), picture, [0, 1])
+    assert np.array_equal(passes[0].new_erased, a | g)
+    assert np.array_equal(passes[1].new_erased, g2)
+    assert len(passes) == 3 and passes[2].new_fraction == 0
+    green_full, green_weak = (1 - 0.456) / 0.224, (150 / 255 - 0.456) / 0.224
+    assert maps[0][a].mean() == pytest.approx(1.0, abs=1e-4) and maps[0][g | g2].max() == 0
+    # "sum": G counted in pass 0, G2 in passes 0 and 1, each class normalised by its own peak
+    assert maps[1][g].mean() == pytest.approx(1.0, abs=1e-4)
+    assert maps[1][g2].mean() == pytest.approx(2 * green_weak / green_full, abs=1e-4)
+
+
+def test_without_normalisation_max_and_normalised_sum_keep_their_own_scale(image):
+    # Catches normalise=False ignored for the accumulations other than "sum" (or the raw sum
+    # returned for them): per pass, A is 1, 0, 0 and B 0.2, 1, 0 (each pass max-normalised).
+    a, b = regions()
+    ratio = B_VALUE / A_VALUE
+    summed, _ = run(image, accumulate="normalised_sum", normalise=False)
+    assert summed[0][a].mean() == pytest.approx(1.0, abs=1e-4)
+    assert summed[0][b].mean() == pytest.approx(1 + ratio, abs=1e-4)  # normalised, it would be 1
+    maximum, _ = run(image, accumulate="max", normalise=False)
+    assert maximum[0][a].mean() == pytest.approx(1.0, abs=1e-4) and maximum[0][b].mean() == pytest.approx(1.0, abs=1e-4)
+    assert maximum.max() < 1.0001  # the passes' maxima, not their raw responses (A is 2.249 raw)

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from infercam.config import load_profile
@@ -26,7 +27,137 @@ def test_notebook_executes_and_writes_metrics(stem, smoke_run):
     metrics = metrics_path(load_profile("smoke")["work_dir"], stem)
     assert metrics.is_file(), f"{stem} wrote no {metrics}"
     assert metrics.stat().st_mtime >= smoke_run.started[stem] - 1, f"{metrics} is left over from an earlier run"
-    assert json.loads(metrics.read_text())["step"] == stem  # written by infercam.runs.write_metrics
+    payload = json.loads(metrics.read_text())
+    assert payload["step"] == stem  # written by infercam.runs.write_metrics
+    check_metric_values(stem, payload["metrics"])
+
+
+# --- the values in the smoke run's metrics files ---------------------------------------------------
+# Ranges and agreements that a broken step would break (a metrics file that merely exists proves
+# little): every mIoU summary agrees with its own per-class IoUs and sweep, the images evaluated are
+# the split's, and the baseline measured again in a later notebook equals notebook 01's.
+
+def split_size(split: str) -> int:
+    from infercam.datasets import VOCSegmentation
+
+    return len(VOCSegmentation(load_profile("smoke")["data_root"], split).names)
+
+
+def smoke_metrics(step: str) -> dict:
+    return json.loads(metrics_path(load_profile("smoke")["work_dir"], step).read_text())["metrics"]
+
+
+def percent_miou(step: str, maps: str) -> float:
+    """The mIoU (%) of ``step``'s CAM summary ``maps`` (e.g. notebook 01's "val", 04's "ours/val")."""
+    return 100 * smoke_metrics(step)["cams"][maps]["miou"]
+
+
+def miou_summaries(node, path=()):
+    """(path, summary) of every dict that holds a "miou" and its "per_class_iou"."""
+    if isinstance(node, dict):
+        if "miou" in node and "per_class_iou" in node:
+            yield path, node
+        for key, value in node.items():
+            yield from miou_summaries(value, (*path, key))
+
+
+def check_miou_summary(path, summary):
+    ious = np.array([np.nan if value is None else value for value in summary["per_class_iou"].values()], float)
+    assert len(ious) == 21 and np.all((ious[~np.isnan(ious)] >= 0) & (ious[~np.isnan(ious)] <= 1)), path
+    assert 0 <= summary["miou"] <= 1 and summary["miou"] == pytest.approx(np.nanmean(ious), abs=1e-9), path
+    assert summary["images"] >= 1, path
+    if "miou_at" in summary:  # the best threshold's mIoU is the sweep's maximum
+        assert summary["miou"] >= max(summary["miou_at"].values()) - 1e-9, path
+
+
+def check_metric_values(stem: str, metrics: dict) -> None:
+    for path, summary in miou_summaries(metrics):
+        check_miou_summary(path, summary)
+    STEP_CHECKS.get(stem, lambda metrics: None)(metrics)
+
+
+def check_minivoc(metrics):
+    for split, count in metrics["splits"].items():
+        assert count == split_size(split)
+        assert sum(metrics["class_count_share"][split].values()) == pytest.approx(1)
+        assert 0 < metrics["foreground_share_mean"][split] + metrics["void_share_mean"][split] < 1
+
+
+def check_baseline_cam(metrics):
+    for split in ("train", "val"):
+        assert metrics["cams"][split]["images"] == metrics["cam_inference"][split]["images"]
+    assert metrics["cams"]["val"]["images"] == split_size("val")
+    average_precisions = np.array([np.nan if ap is None else ap for ap in metrics["classifier"]["val_ap"].values()], float)
+    assert metrics["classifier"]["val_map"] == pytest.approx(np.nanmean(average_precisions))
+
+
+def check_same_baseline(metrics):
+    """A later CAM notebook's baseline on val: notebook 01's maps, so notebook 01's numbers."""
+    assert metrics["cams"]["baseline"]["miou"] == pytest.approx(smoke_metrics("01_baseline_cam")["cams"]["val"]["miou"])
+    assert {summary["images"] for summary in metrics["cams"].values()} == {metrics["images"]}
+
+
+def check_iterative(metrics):
+    check_same_baseline(metrics)
+    assert 1 <= metrics["passes_per_image_mean"] <= metrics["settings"]["max_passes"]
+
+
+def check_combined(metrics):
+    baseline = smoke_metrics("01_baseline_cam")["cams"]
+    for split in ("train", "val"):
+        assert metrics["cams"][f"baseline/{split}"]["miou"] == pytest.approx(baseline[split]["miou"])
+        assert metrics["cams"][f"ours/{split}"]["images"] == metrics["images"][split] == baseline[split]["images"]
+
+
+def check_ablations(metrics):
+    rows = metrics["table"]
+    assert rows["baseline"]["mIoU (%)"] == pytest.approx(percent_miou("01_baseline_cam", "val"))
+    for name, row in rows.items():
+        assert row["images"] == split_size(metrics["parameters"]["evaluation_split"]), name
+        assert row["mIoU low"] <= row["mIoU (%)"] <= row["mIoU high"], name
+        assert row["Δ vs baseline"] == pytest.approx(row["mIoU (%)"] - rows["baseline"]["mIoU (%)"], abs=1e-9), name
+        assert row["Δ vs baseline low"] <= row["Δ vs baseline"] <= row["Δ vs baseline high"], name
+
+
+def check_split_retraining(metrics):
+    rows = metrics["table4"]
+    for split in ("train", "val"):  # the baseline classifier's rows: notebooks 01 and 04's maps
+        assert rows["baseline classifier: baseline CAM"][f"{split} mIoU (%)"] == pytest.approx(percent_miou("01_baseline_cam", split))
+        assert rows["baseline classifier: ours"][f"{split} mIoU (%)"] == pytest.approx(percent_miou("04_combined", f"ours/{split}"))
+        for name, row in rows.items():
+            assert row[f"Δ {split} vs ours low"] <= row[f"Δ {split} vs ours"] <= row[f"Δ {split} vs ours high"], name
+
+
+def check_random_walk(metrics):
+    assert sum(metrics["affinity_label_shares"].values()) == pytest.approx(1)
+    assert metrics["images"]["evaluated"] == split_size("train")
+    rows = metrics["table1_rw"]
+    assert rows["baseline"]["CAM (best t)"] == pytest.approx(percent_miou("01_baseline_cam", "train"))
+    assert rows["ours"]["CAM (best t)"] == pytest.approx(percent_miou("04_combined", "ours/train"))
+    for column in ("CAM (best t)", "CAM + RW", "CAM + RW + CRF"):
+        assert rows["ours − baseline"][column] == pytest.approx(rows["ours"][column] - rows["baseline"][column], abs=1e-9)
+    assert all(0 <= row["CAM + RW"] <= 100 for name, row in rows.items() if name != "ours − baseline")
+
+
+def check_segmentation(metrics):
+    walks = smoke_metrics("07_random_walk")["table1_rw"]  # the pseudo labels are notebook 07's walks
+    assert metrics["pseudo_labels"]["step"] == "rw"
+    for method, source in metrics["pseudo_label_sources"].items():
+        assert source["train_miou"] == pytest.approx(walks[method]["CAM + RW"])
+    baseline = metrics["pseudo_label_sources"][metrics["pseudo_labels"]["method"]]
+    assert [metrics["table5"]["none"][step] for step in ("no CRF", "CRF")] == \
+        pytest.approx([baseline[step] for step in ("no CRF", "CRF")], abs=0.005)  # the same DeepLab, rounded
+    assert metrics["images"]["train"] == split_size("train") and 0 < metrics["images"]["val"] <= split_size("val")
+    assert {run["images"] for run in metrics["training"].values()} == {metrics["images"]["train"]}
+    assert 0 <= metrics["saliency"]["tau_mean"] <= 1
+    rates = np.array(list(metrics["saliency"]["conflict_rates"].values()), float)
+    assert np.all((rates[~np.isnan(rates)] >= 0) & (rates[~np.isnan(rates)] <= 1))
+
+
+STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
+               "03_iterative": check_iterative, "04_combined": check_combined,
+               "05_ablations": check_ablations, "06_split_retraining": check_split_retraining,
+               "07_random_walk": check_random_walk, "08_segmentation": check_segmentation}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs
@@ -155,3 +286,50 @@ def test_notebook_times_reads_the_runners_timings(tmp_path):
     times = notebook_times(tmp_path)
     assert list(times.index) == ["00_a", "01_b"]
     assert times.loc["01_b", "minutes"] == 1.5 and times.loc["00_a", "status"] == "failed"
+
+
+def test_a_dead_kernel_is_a_named_failure_not_a_hang(tmp_path):
+    # Catches the kernel-died path (no cell error from papermill) escaping as a raw exception, or
+    # recorded as "ok" in the timings.
+    notebooks, output = tmp_path / "notebooks", tmp_path / "executed"
+    write_notebook(notebooks / "00_dies.ipynb", "import os\nos._exit(3)")
+    with pytest.raises(NotebookFailed) as caught:
+        run_notebooks("smoke", output_dir=output, notebooks_dir=notebooks)
+    message = str(caught.value)
+    assert "00_dies.ipynb failed at" in message and "DeadKernelError" in message
+    assert json.loads((output / "timings.json").read_text())["notebooks"]["00_dies"]["status"] == "failed"
+
+
+def test_a_failure_before_the_parameters_cell_keeps_its_cell_number(tmp_path):
+    # Catches the injected-parameters shift applied to cells above the parameters cell.
+    notebook = write_notebook(tmp_path / "notebooks" / "00_early.ipynb", "x = 1")
+    cells = nbformat.read(notebook, as_version=4)
+    cells.cells.insert(1, nbformat.v4.new_code_cell("import sys\nraise RuntimeError('before the parameters')"))
+    nbformat.write(cells, notebook)  # markdown 0, failing cell 1, parameters 2, code 3
+    with pytest.raises(NotebookFailed) as caught:
+        run_notebooks("smoke", output_dir=tmp_path / "executed", notebooks_dir=tmp_path / "notebooks")
+    assert caught.value.cell_index == 1
+    assert "cell 1 " in str(caught.value) and "RuntimeError: before the parameters" in str(caught.value)
+
+
+def test_cli_exit_status_and_stage_book(tmp_path, monkeypatch, capsys):
+    # Catches a CLI that exits 0 after a failed notebook (make and CI would go on), and a
+    # --stage-book that stages a failed run or answers a missing one with a traceback.
+    import infercam.notebooks as runner
+
+    notebooks, output, book = tmp_path / "notebooks", tmp_path / "executed", tmp_path / "book"
+    monkeypatch.setattr(runner, "BOOK_DIR", book)
+    write_notebook(notebooks / "00_ok.ipynb", "x = 1")
+    folders = ["--notebooks-dir", str(notebooks), "--output-dir", str(output)]
+    assert runner.main(["--profile", "smoke", *folders]) == 0
+    assert "all done" in capsys.readouterr().out
+    assert runner.main(["--stage-book", *folders]) == 0
+    assert [p.name for p in (book / "notebooks").iterdir()] == ["00_ok.ipynb"]
+
+    write_notebook(notebooks / "01_fail.ipynb", "raise ValueError('broken step')")
+    assert runner.main(["--profile", "smoke", "--only", "01_fail", *folders]) == 1
+    assert "error: notebook" in capsys.readouterr().err
+    assert runner.main(["--stage-book", *folders]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "01_fail" in error and "make notebooks" in error
+    assert [p.name for p in (book / "notebooks").iterdir()] == ["00_ok.ipynb"]  # the staged book is left as it was

@@ -137,3 +137,51 @@ def test_multiscale_flip_probabilities_sum_to_one_and_mirror_with_the_image():
     np.testing.assert_allclose(mirrored, probabilities[:, :, ::-1], atol=1e-5)
     single = segment_probabilities(model, image, scales=(1.0,), flip=False)
     assert not np.allclose(single, probabilities, atol=1e-4)
+
+
+def hand_loss_parts(logits, pseudo, saliency, target):
+    """Eq. 4's two terms written out pixel by pixel: the cross-entropy over the batch's labelled
+    pixels, and each image's mean BCE of the background probability against ``target``."""
+    log_p = torch.log_softmax(logits, dim=1)
+    labelled = [(n, y, x) for n in range(pseudo.shape[0]) for y in range(pseudo.shape[1]) for x in range(pseudo.shape[2])
+                if pseudo[n, y, x] != 255]
+    ce = -sum(log_p[n, pseudo[n, y, x], y, x] for n, y, x in labelled) / len(labelled)
+    p_bg = torch.softmax(logits, dim=1)[:, 0]
+    bce = -(target * torch.log(p_bg) + (1 - target) * torch.log(1 - p_bg)).mean(dim=(1, 2))
+    return ce.item(), bce
+
+
+# Two 2 x 2 images with different content: image 0 is the one-image case above (tau 1/2), image 1's
+# saliency agrees with its pseudo label everywhere (tau 1).
+BATCH_LOGITS = torch.tensor([[[[2.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [2.0, 0.0]]],
+                             [[[1.0, 1.5], [-1.0, 0.0]], [[0.0, 2.0], [1.0, 3.0]]]])
+BATCH_PSEUDO = torch.tensor([[[0, 1], [1, 255]], [[0, 0], [1, 1]]])
+BATCH_SALIENCY = torch.tensor([[[0.2, 0.9], [0.4, 0.6]], [[0.1, 0.3], [0.8, 0.7]]])
+
+
+def test_loss_by_hand_on_two_images_weighs_each_image_by_its_own_tau():
+    # Catches tau taken over the batch (or its mean applied to every image) where the settings say
+    # per image: tau (1/2, 1) weigh the images' BCE terms e^0.5 - 1 and e - 1.
+    loss, parts = aamr_loss(BATCH_LOGITS, BATCH_PSEUDO, BATCH_SALIENCY, AAMRSettings(alpha=0.08))
+    ce, bce = hand_loss_parts(BATCH_LOGITS, BATCH_PSEUDO, BATCH_SALIENCY, 1 - BATCH_SALIENCY)
+    assert parts["tau"].tolist() == pytest.approx([0.5, 1.0])
+    assert parts["bce"].tolist() == pytest.approx(bce.tolist(), rel=1e-5)
+    weights = torch.tensor([math.exp(0.5) - 1, math.e - 1])
+    assert loss.item() == pytest.approx(ce + 0.08 * (weights * bce).mean().item(), rel=1e-5)
+    batch_weight = math.exp(0.75) - 1  # what a batch-mean tau would give: must differ
+    assert abs(loss.item() - (ce + 0.08 * batch_weight * bce.mean().item())) > 1e-4
+
+
+def test_batch_scope_and_binary_target_through_the_loss_by_hand():
+    # Catches tau_scope="batch" or saliency_target="binary" not reaching the loss. Batch scope: over
+    # both images' labelled pixels, background: pseudo 3, saliency 4, shared 3 -> 3/4; object:
+    # pseudo 4, saliency 3, shared 3 -> 3/4; tau 3/4 for both images.
+    settings = AAMRSettings(alpha=0.08, tau_scope="batch", saliency_target="binary")
+    loss, parts = aamr_loss(BATCH_LOGITS, BATCH_PSEUDO, BATCH_SALIENCY, settings)
+    binary_target = 1 - (BATCH_SALIENCY >= 0.5).float()
+    ce, bce = hand_loss_parts(BATCH_LOGITS, BATCH_PSEUDO, BATCH_SALIENCY, binary_target)
+    assert parts["tau"].tolist() == pytest.approx([0.75, 0.75])
+    assert parts["bce"].tolist() == pytest.approx(bce.tolist(), rel=1e-5)
+    assert loss.item() == pytest.approx(ce + 0.08 * (math.exp(0.75) - 1) * bce.mean().item(), rel=1e-5)
+    _, soft_bce = hand_loss_parts(BATCH_LOGITS, BATCH_PSEUDO, BATCH_SALIENCY, 1 - BATCH_SALIENCY)
+    assert (soft_bce - bce).abs().min() > 1e-3  # the binary target is another loss

@@ -37,13 +37,40 @@ def tiny(**changes) -> SegmentationTraining:
     return SegmentationTraining(**{**base, **changes})
 
 
-@pytest.mark.parametrize("saliency", ["none", "background_cue", "aamr"])
-def test_each_use_of_saliency_trains_and_checkpoints(data, tmp_path, saliency):
+SALIENCY_USES = ["none", "background_cue", "aamr"]
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """Each use of saliency trained once from the same seed: (model, history, checkpoint) by use."""
     root, dataset = data
-    model, history = train_segmenter(dataset, root / "pseudo", root / "saliency", tiny(saliency=saliency),
-                                     tmp_path / "deeplab.pth", progress=False)
-    assert (tmp_path / "deeplab.pth").is_file() and np.isfinite(history["loss"]).all()
+    runs = {}
+    for saliency in SALIENCY_USES:
+        checkpoint = tmp_path_factory.mktemp(saliency) / "deeplab.pth"
+        model, history = train_segmenter(dataset, root / "pseudo", root / "saliency", tiny(saliency=saliency),
+                                         checkpoint, progress=False)
+        runs[saliency] = model, history, checkpoint
+    return runs
+
+
+@pytest.mark.parametrize("saliency", SALIENCY_USES)
+def test_each_use_of_saliency_trains_and_checkpoints(trained, saliency):
+    model, history, checkpoint = trained[saliency]
+    assert checkpoint.is_file() and np.isfinite(history["loss"]).all()
     assert model.eval().predict(torch.zeros(1, 3, 40, 40)).shape == (1, 21, 40, 40)
+
+
+def test_each_use_of_saliency_changes_the_training(trained):
+    # Catches the saliency setting ignored (all three runs would be the same run): from one seed and
+    # one first batch, the background cue changes the targets (another cross-entropy at step 0), and
+    # AAMR keeps the plain cross-entropy but adds its saliency term to the loss.
+    plain, cued, aamr = (trained[saliency][1] for saliency in SALIENCY_USES)
+    assert np.allclose(plain["loss"], plain["ce"])
+    assert abs(cued["ce"][0] - plain["ce"][0]) > 1e-4
+    assert aamr["ce"][0] == pytest.approx(plain["ce"][0], rel=1e-5)
+    assert (aamr["loss"] - aamr["ce"] > 0).all() and (aamr["bce"] > 0).all()
+    heads = [trained[saliency][0].state_dict()["aspp.branches.0.weight"] for saliency in SALIENCY_USES]
+    assert not torch.equal(heads[0], heads[1]) and not torch.equal(heads[0], heads[2])  # three different networks
 
 
 def test_the_background_cue_turns_non_salient_pseudo_labels_into_background(data):
@@ -70,10 +97,8 @@ def test_missing_maps_and_settings_are_named(data, tmp_path):
         tiny(saliency="mask")
 
 
-def test_the_aamr_run_records_its_loss_terms(data, tmp_path):
-    root, dataset = data
-    _, history = train_segmenter(dataset, root / "pseudo", root / "saliency", tiny(saliency="aamr"),
-                                 tmp_path / "deeplab.pth", progress=False)
+def test_the_aamr_run_records_its_loss_terms(trained):
+    history = trained["aamr"][1]
     assert {"ce", "bce", "tau"} <= set(history.columns)
     assert ((history["tau"] >= 0) & (history["tau"] <= 1)).all() and (history["ce"] <= history["loss"] + 1e-6).all()
 

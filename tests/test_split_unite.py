@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from infercam.cam import BaselineCAM
-from infercam.split_unite import Patch, SplitUnite, centre_of_mass, plan_patches, unite
-from tiny_models import RedChannel, TinyClassifier
+from infercam.split_unite import Patch, SplitUnite, centre_of_mass, plan_patches, rectangle_boxes, unite
+from tiny_models import ColourClasses, RedChannel, TinyClassifier
 
 
 def blob(height, width, top, left, bottom, right):
@@ -98,7 +98,6 @@ def test_split_and_unite_infers_each_patch_on_its_own():
         assert np.allclose(patch_map, inner(model, image[patch.rows, patch.columns], [3]))
         assert np.allclose(maps[:, patch.rows, patch.columns], patch_map, atol=1e-3)  # no overlap: the patch's own map
     three = np.stack([baseline[0]] * 3)
-    assert SplitUnite(inner, many_classes="none")(model, image, [1, 2, 3], three) is not None
     assert np.array_equal(SplitUnite(inner, many_classes="none")(model, image, [1, 2, 3], three), three)
 
 
@@ -181,3 +180,121 @@ def test_patches_of_one_size_go_through_the_inner_method_together():
     assert calls == [[(32, 32, 3)] * 4]
     one_by_one = SplitUnite(lambda m, crop, ids: BaselineCAM(scales=(1.0,), flip=False)(m, crop, ids), min_size=8)
     assert np.allclose(united, one_by_one(model, image, [4], baseline), atol=1e-5)
+
+
+# --- several classes, checked against an independent numpy computation ------------------------------
+# ColourClasses' class c is the image's normalised colour channel c: what the module must give can be
+# computed here from the image and the patch boxes alone, without the module's code.
+
+IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+def colour_score(image, channel):
+    """ColourClasses' map of class ``channel`` before the ReLU."""
+    return (image[..., channel] / 255 - IMAGENET_MEAN[channel]) / IMAGENET_STD[channel]
+
+
+def expected_union(image, boxes_by_class, score_gate=None):
+    """Each class's ReLU'd map max-normalised in each of its boxes (zero where the gate drops the
+    patch), united by maximum, max-normalised once more: (K, H, W) in the order of the dict."""
+    united = np.zeros((len(boxes_by_class), *image.shape[:2]))
+    for row, (channel, boxes) in enumerate(boxes_by_class.items()):
+        for top, left, bottom, right in boxes:
+            score = colour_score(image[top:bottom, left:right], channel)
+            patch = np.maximum(score, 0) / (np.maximum(score, 0).max() + 1e-5)
+            if score_gate is not None and 1 / (1 + np.exp(-score.mean())) <= score_gate:
+                patch = np.zeros_like(patch)
+            np.maximum(united[row, top:bottom, left:right], patch, out=united[row, top:bottom, left:right])
+    return united / (united.max(axis=(1, 2), keepdims=True) + 1e-5)
+
+
+def ramp_image(seed=0):
+    """Noise whose red fades from left to right and whose green grows from top to bottom (blue:
+    uniform): each patch peaks at another level, so the per-patch normalisation shows in the union."""
+    rng = np.random.default_rng(seed)
+    ramp = np.linspace(1.0, 0.2, 64)
+    image = rng.integers(0, 256, (64, 64, 3)).astype(float)
+    image[..., 0] *= ramp[None, :]
+    image[..., 1] *= ramp[::-1, None]
+    return image.astype(np.uint8)
+
+
+def test_rectangle_boxes_with_a_buffer_by_hand():
+    # Catches a buffer applied the wrong way (shrinking the rectangle) or not clipped to the image.
+    assert rectangle_boxes((13.5, 13.5), (49.5, 49.5), 64, 64, buffer=4, min_size=8) == [
+        (0, 0, 54, 54), (0, 10, 54, 64), (10, 0, 64, 54), (10, 10, 64, 64)]
+    assert rectangle_boxes((13.5, 13.5), (49.5, 49.5), 64, 64, buffer=20, min_size=8) == [
+        (0, 0, 64, 64)] * 4  # grown past the edges: clipped, never wrapped
+
+
+def test_two_classes_unite_per_class_maps_as_computed_by_hand():
+    # Catches maps united into the wrong class row (class_ids not in sorted order here), patches
+    # not normalised on their own, and a buffer that does not reach the inferred patches.
+    image = ramp_image()
+    baseline = np.stack([blob(64, 64, 44, 44, 56, 56), blob(64, 64, 8, 8, 20, 20)])  # green's centre, then red's
+    inner = BaselineCAM(scales=(1.0,), flip=False)
+    maps, patches, _ = SplitUnite(inner, buffer=4, min_size=8).run(ColourClasses(), image, [1, 0], baseline)
+    boxes = [(0, 0, 54, 54), (0, 10, 54, 64), (10, 0, 64, 54), (10, 10, 64, 64)]
+    assert [(p.top, p.left, p.bottom, p.right) for p in patches] == boxes
+    assert np.allclose(maps, expected_union(image, {1: boxes, 0: boxes}), atol=1e-4)
+    whole = inner(ColourClasses(), image, [1, 0])
+    assert np.abs(maps - whole).max() > 0.1  # the split changes the maps: the comparison above can fail
+
+
+def test_three_classes_each_unite_their_own_quadrants():
+    # Catches the per_class path giving a class the maps of another class's patches, or uniting all
+    # twelve patches into every class.
+    image = ramp_image(seed=1)
+    centres = {2: (20, 24, 30, 34), 0: (40, 16, 50, 26), 1: (26, 40, 36, 50)}  # blob boxes: centres (24.5, 28.5), ...
+    baseline = np.stack([blob(64, 64, *box) for box in centres.values()])
+    maps, patches, _ = SplitUnite(BaselineCAM(scales=(1.0,), flip=False)).run(ColourClasses(), image, [2, 0, 1], baseline)
+    assert len(patches) == 12 and [p.class_ids for p in patches] == [(2,)] * 4 + [(0,)] * 4 + [(1,)] * 4
+    lines = {2: (25, 29), 0: (45, 21), 1: (31, 45)}  # floor(centre + 0.5)
+
+    def quadrants(y, x):
+        return [(0, 0, y, x), (0, x, y, 64), (y, 0, 64, x), (y, x, 64, 64)]
+
+    expected = expected_union(image, {channel: quadrants(*lines[channel]) for channel in (2, 0, 1)})
+    assert np.allclose(maps, expected, atol=1e-4)
+
+
+def test_score_gate_keeps_or_drops_each_class_of_a_patch_on_its_own_score():
+    # Catches the gate reading another class's score (e.g. the first class's for all): with red on
+    # the left and green at the bottom, the top-left patch keeps red and drops green.
+    image = ramp_image(seed=2)
+    image[:, :32, 0] = np.maximum(image[:, :32, 0], 200)  # red covers the left half
+    image[32:, :, 1] = np.maximum(image[32:, :, 1], 200)  # green the bottom half
+    baseline = np.stack([blob(64, 64, 26, 26, 38, 38), blob(64, 64, 26, 26, 38, 38)])  # both centres (31.5, 31.5)
+    model, inner = ColourClasses(), BaselineCAM(scales=(1.0,), flip=False)
+    gated, patches, patch_maps = SplitUnite(inner, score_gate=0.5).run(model, image, [0, 1], baseline)
+    boxes = [(p.top, p.left, p.bottom, p.right) for p in patches]
+    assert np.allclose(gated, expected_union(image, {0: boxes, 1: boxes}, score_gate=0.5), atol=1e-4)
+    kept = {(p.top, p.left): [bool(m.max() > 0) for m in maps] for p, maps in patch_maps}
+    assert kept[(0, 0)] == [True, False]  # top-left: red yes, green no
+    assert kept[(32, 32)] == [False, True]  # bottom-right: green only
+
+
+def test_combined_module_by_hand_differs_from_each_part():
+    # Split & unite around iterative inference, one class: a strong red square A (255) and a weak
+    # one B1 (150) in the top-left patch, a weak one B2 alone in the bottom-right patch. By hand
+    # (iterative "sum": A erased first, then B; each pass adds its raw map): top-left A 1, B1
+    # 2 x 0.2; bottom-right B2 is its patch's peak, 1. Split & unite alone gives B1 0.2; iterative
+    # alone on the image gives B2 0.4. Catches the combined module losing either part.
+    from infercam.iterative import IterativeInference
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    image[4:12, 4:12, 0] = 255
+    image[20:26, 4:10, 0] = 150
+    image[40:48, 40:48, 0] = 150
+    baseline = blob(64, 64, 30, 30, 34, 34)[None]  # centre (31.5, 31.5): split at 32
+    weak = ((150 / 255 - 0.485) / 0.229) / ((1 - 0.485) / 0.229)
+    iterative = IterativeInference(scales=(1.0,), flip=False)
+    combined = SplitUnite(iterative)(RedChannel(), image, [0], baseline)[0]
+    assert combined[4:12, 4:12] == pytest.approx(1.0, abs=1e-4)
+    assert combined[20:26, 4:10] == pytest.approx(2 * weak, abs=1e-4)
+    assert combined[40:48, 40:48] == pytest.approx(1.0, abs=1e-4)
+    red = image[..., 0] > 0
+    assert combined[~red].max() == 0
+    alone = SplitUnite(BaselineCAM(scales=(1.0,), flip=False))(RedChannel(), image, [0], baseline)[0]
+    assert alone[20:26, 4:10] == pytest.approx(weak, abs=1e-4)
+    assert iterative(RedChannel(), image, [0])[0][40:48, 40:48] == pytest.approx(2 * weak, abs=1e-4)

@@ -35,10 +35,19 @@ def test_counting_classifier_counts_forwards_pixels_and_returns_the_models_outpu
     assert counted.seconds > 0
 
 
-def test_timed_measures_the_block():
+def test_timed_measures_the_block_even_when_it_raises(monkeypatch):
+    # Catches a stopwatch reading the wrong clock readings (or none when the block raises): a fake
+    # clock gives the block exactly 2.5 s.
+    import infercam.timing
+
+    readings = iter([100.0, 102.5, 200.0, 200.25])
+    monkeypatch.setattr(infercam.timing.time, "perf_counter", lambda: next(readings))
     with timed("cpu") as watch:
-        sum(range(10000))
-    assert 0 < watch.seconds < 10
+        pass
+    assert watch.seconds == 2.5
+    with pytest.raises(KeyError), timed("cpu") as failed:
+        raise KeyError("inside the block")
+    assert failed.seconds == 0.25
 
 
 def test_methods_are_timed_per_image_with_their_forwards_and_the_same_maps():
