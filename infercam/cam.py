@@ -164,6 +164,11 @@ def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, fl
                              progress=progress, batch_size=batch_size)
 
 
+# A method's field added after maps were first saved: left out of their settings while at its default
+# (which gives the maps of before), so that older folders stay valid.
+SETTING_ADDED_LATER = "setting_added_later"
+
+
 class MapsSettingsError(RuntimeError):
     """A folder of maps was made with other settings than the ones asked for."""
 
@@ -186,7 +191,8 @@ def method_settings(method, model=None) -> dict:
     def describe(value):
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {"method": type(value).__name__,
-                    **{f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value) if f.name != "device"}}
+                    **{f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value)
+                       if f.name != "device" and not (f.metadata.get(SETTING_ADDED_LATER) and getattr(value, f.name) == f.default)}}
         if isinstance(value, (tuple, list)):
             return [describe(v) for v in value]
         return value.item() if isinstance(value, np.generic) else value

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from infercam.cam import PSA_SCALES, max_normalise, response_maps
+from infercam.cam import PSA_SCALES, SETTING_ADDED_LATER, max_normalise, response_maps
 
 #: How the passes are added (``accumulate``): see the module's description above.
 ACCUMULATIONS = ("sum", "normalised_sum", "max")
@@ -68,7 +68,9 @@ class IterativeInference:
     mixed_precision: bool = False
     normalise: bool = True  # False: the accumulated maps on their own scale (the raw sum for "sum")
     fill: str = "original_mean"  # or "current_mean": the mean of the image this pass sees (the official code)
-    later_scales: tuple[float, ...] | None = None  # the passes after the first (None: ``scales``, the paper)
+    # the passes after the first (None: ``scales``, the paper); left out of the maps' settings at None,
+    # so that folders made before it existed still count as made with the faithful setting
+    later_scales: tuple[float, ...] | None = field(default=None, metadata={SETTING_ADDED_LATER: True})
 
     def __post_init__(self):
         if self.fill not in FILLS:

@@ -106,3 +106,17 @@ def test_a_folder_refuses_maps_of_other_settings(dataset, tmp_path):
     with pytest.raises(MapsSettingsError, match="no settings.json"):
         compute_maps(MethodSettings(), model, dataset, tmp_path, scales=(1.0,), progress=False)
     assert len(list(folder.glob("*.npz"))) == 1  # nothing computed is lost
+
+
+def test_maps_made_before_the_fast_setting_existed_still_count_as_faithful(tmp_path):
+    # Catches a new field with a default that changes nothing (later_scales=None) written into the
+    # maps' settings: every work_dir made before it would be refused and recomputed.
+    from infercam.cam import claim_folder
+
+    faithful = method_settings(IterativeInference(scales=(1.0, 0.5), flip=False))
+    assert "later_scales" not in faithful
+    claim_folder(tmp_path, faithful)  # as a folder of before: the same description
+    fast = method_settings(IterativeInference(scales=(1.0, 0.5), flip=False, later_scales=(0.5,)))
+    assert fast["later_scales"] == [0.5]
+    with pytest.raises(MapsSettingsError, match="later_scales"):
+        claim_folder(tmp_path, fast)
