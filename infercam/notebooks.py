@@ -216,8 +216,8 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
         print(f"no notebooks in {_shown(Path(notebooks_dir))}: nothing to run", flush=True)
         return []
 
-    for notebook in notebooks:  # a wrong value or an unwritable work_dir fails now, not notebooks later
-        notebook_parameters(notebook, parameters)
+    # a wrong value or an unwritable work_dir fails now, not notebooks later
+    passed = {notebook: notebook_parameters(notebook, parameters) for notebook in notebooks}
     if "work_dir" in parameters:
         check_writable(parameters["work_dir"])
     timings = _read_timings(output_dir)
@@ -238,9 +238,8 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
             print(f"[{number}/{len(notebooks)}] {notebook.stem} FAILED after {seconds:.1f} s", flush=True)
             raise failure
         print(f"[{number}/{len(notebooks)}] {notebook.stem} done in {seconds:.1f} s", flush=True)
-        passed = notebook_parameters(notebook, parameters)
-        if "work_dir" in passed:  # `make seeds` then counts the book's run as its seed's
-            record_parameters(passed["work_dir"], notebook.stem, passed)
+        if "work_dir" in passed[notebook]:  # `make seeds` then counts the book's run as its seed's
+            record_parameters(passed[notebook]["work_dir"], notebook.stem, passed[notebook])
         collapse_streams(output)
         executed.append(output)
     return executed
