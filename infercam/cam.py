@@ -20,7 +20,7 @@ import json
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +33,9 @@ from infercam.config import autocast
 PSA_SCALES = (1.0, 0.5, 1.5, 2.0)
 TIMING_FILE = "timing.json"  # beside the maps: what computing them cost
 SETTINGS_FILE = "settings.json"  # beside the maps: the method and protocol that made them
+# A method's field added after maps were first saved: left out of their settings while at its default
+# (which gives the maps of before), so that older folders stay valid.
+SETTING_ADDED_LATER = "setting_added_later"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -52,11 +55,14 @@ def to_tensor(image: np.ndarray, device="cpu") -> torch.Tensor:
 
 @torch.no_grad()
 def response_maps(model, images: list[np.ndarray], class_ids: list, scales=PSA_SCALES, flip: bool = True,
-                  device: torch.device | str = "cpu", mixed_precision: bool = False):
+                  device: torch.device | str = "cpu", mixed_precision: bool = False, pad: bool = False):
     """The protocol before normalisation, for several images of one size in one batch per scale
     (the images and their flips together). Returns, per image, the (K_i, H, W) sum over scales and
-    flips of the ReLU'd, upsampled maps of ``class_ids[i]``."""
+    flips of the ReLU'd, upsampled maps of ``class_ids[i]``. ``pad``: images of different sizes
+    too, through :func:`padded_groups` (see :func:`_padded_response_maps`)."""
     if len({image.shape for image in images}) != 1:
+        if pad:
+            return _padded_response_maps(model, images, class_ids, scales, flip, device, mixed_precision)
         raise ValueError(f"images of one batch must share a size, got {sorted({i.shape for i in images})}")
     device = torch.device(device)
     height, width = images[0].shape[:2]
@@ -77,6 +83,69 @@ def response_maps(model, images: list[np.ndarray], class_ids: list, scales=PSA_S
         total = total + (maps[:len(images)] + maps[len(images):].flip(-1) if flip else maps)
     rows = [[present.index(int(c)) for c in ids] for ids in class_ids]
     return [total[index, row] for index, row in enumerate(rows)]
+
+
+#: :func:`padded_groups`: the most padding a group may carry, as a share of its inputs' own pixels.
+MAX_PADDING = 0.25
+
+
+def padded_groups(sizes: list[tuple[int, int]], max_padding: float = MAX_PADDING) -> list[list[int]]:
+    """Indices of ``sizes`` ((height, width) each) grouped for one forward per group, each input
+    padded to its group's largest height and width: largest first, an input joins the first group
+    whose padded pixels stay within ``max_padding`` of its inputs' own pixels. On a CPU the time
+    follows the pixels but a forward of a small input also has a fixed cost (issue 18: split &
+    unite's patches)."""
+    groups: list[list[int]] = []
+    for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i][0] * sizes[i][1], i)):
+        for group in groups:
+            members = group + [index]
+            canvas = max(sizes[i][0] for i in members) * max(sizes[i][1] for i in members)
+            if canvas * len(members) <= (1 + max_padding) * sum(sizes[i][0] * sizes[i][1] for i in members):
+                group.append(index)
+                break
+        else:
+            groups.append([index])
+    return groups
+
+
+def _padded_response_maps(model, images: list[np.ndarray], class_ids: list, scales, flip: bool, device,
+                          mixed_precision: bool) -> list[torch.Tensor]:
+    """:func:`response_maps` of images of different sizes: at each scale every scaled input (and its
+    flip) is padded at its bottom and right with zeros (the ImageNet mean once normalised; the
+    network's own padding is zeros too) to its :func:`padded_groups` group's size, one forward per
+    group, and each input's maps are cropped back to its own extent (``ceil(size / output_stride)``
+    cells, the size the unpadded input gives) before upsampling. The maps differ from unpadded
+    ones only where the padding reaches them through the network's receptive field."""
+    stride = getattr(model, "output_stride", None)
+    if not stride:
+        raise ValueError("padded batches need the classifier's `output_stride` (input pixels per map cell) "
+                         "to crop each input's maps; give the model that attribute, or infer patches by size")
+    present = sorted({int(c) for ids in class_ids for c in ids})
+    if not present:
+        return [torch.zeros((0, *image.shape[:2])) for image in images]
+    device = torch.device(device)
+    totals: list = [0] * len(images)
+    for scale in scales:
+        inputs = []  # (image index, flipped, scaled input (1, 3, h, w))
+        for index, image in enumerate(images):
+            height, width = image.shape[:2]
+            scaled = F.interpolate(normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)),
+                                   size=(max(1, round(height * scale)), max(1, round(width * scale))), mode="bilinear",
+                                   align_corners=False)
+            inputs += [(index, False, scaled)] + ([(index, True, scaled.flip(-1))] if flip else [])
+        for group in padded_groups([tuple(x.shape[2:]) for _, _, x in inputs]):
+            height = max(inputs[i][2].shape[2] for i in group)
+            width = max(inputs[i][2].shape[3] for i in group)
+            batch = torch.cat([F.pad(inputs[i][2], (0, width - inputs[i][2].shape[3], 0, height - inputs[i][2].shape[2]))
+                               for i in group])
+            with autocast(device, mixed_precision):
+                raw = F.relu(model.cam(batch).float()[:, present])
+            for row, i in enumerate(group):
+                index, flipped, x = inputs[i]
+                cells = raw[row:row + 1, :, :-(-x.shape[2] // stride), :-(-x.shape[3] // stride)]
+                maps = F.interpolate(cells, size=images[index].shape[:2], mode="bilinear", align_corners=False)[0]
+                totals[index] = totals[index] + (maps.flip(-1) if flipped else maps)
+    return [total[[present.index(int(c)) for c in ids]] for total, ids in zip(totals, class_ids)]
 
 
 def max_normalise(maps: torch.Tensor) -> torch.Tensor:
@@ -107,25 +176,29 @@ class BaselineCAM:
     device: str | torch.device = "cpu"
     mixed_precision: bool = False
     normalise: bool = True  # False: the raw sum over scales and flips, on the classifier's own scale
+    # images of different sizes padded into common batches (response_maps' `pad`); left out of the
+    # maps' settings at False, so that folders made before it existed stay valid
+    pad_batches: bool = field(default=False, metadata={SETTING_ADDED_LATER: True})
 
     def __call__(self, model, image: np.ndarray, class_ids) -> np.ndarray:
         return self.batch(model, [image], [class_ids])[0]
 
     def batch(self, model, images: list[np.ndarray], class_ids: list) -> list[np.ndarray]:
-        """Maps of several images of one size, in one forward per scale."""
+        """Maps of several images of one size (of any sizes with ``pad_batches``), in one forward per scale."""
         responses = response_maps(model, images, [list(ids) for ids in class_ids], self.scales, self.flip,
-                                  self.device, self.mixed_precision)
+                                  self.device, self.mixed_precision, self.pad_batches)
         return [(max_normalise(maps) if self.normalise else maps).cpu().numpy() for maps in responses]
 
 
 def infer_in_batches(method, model, images: list[np.ndarray], class_ids: list) -> list[np.ndarray]:
     """``method``'s maps of each image: one ``method.batch`` call per group of images of one size
-    when the method has ``batch``, else one call per image."""
+    (all the images in one call when the method pads them: ``pad_batches``) when the method has
+    ``batch``, else one call per image."""
     if not hasattr(method, "batch"):
         return [method(model, image, ids) for image, ids in zip(images, class_ids)]
     groups: dict[tuple, list[int]] = {}
     for index, image in enumerate(images):
-        groups.setdefault(image.shape, []).append(index)
+        groups.setdefault(None if getattr(method, "pad_batches", False) else image.shape, []).append(index)
     results = [None] * len(images)
     for indices in groups.values():
         for index, maps in zip(indices, method.batch(model, [images[i] for i in indices], [class_ids[i] for i in indices])):
@@ -163,10 +236,6 @@ def infer_cams(model, dataset, out_dir: str | os.PathLike, scales=PSA_SCALES, fl
     return infer_method_cams(BaselineCAM(scales, flip, device, mixed_precision), model, dataset, out_dir,
                              progress=progress, batch_size=batch_size)
 
-
-# A method's field added after maps were first saved: left out of their settings while at its default
-# (which gives the maps of before), so that older folders stay valid.
-SETTING_ADDED_LATER = "setting_added_later"
 
 
 class MapsSettingsError(RuntimeError):

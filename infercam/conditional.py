@@ -30,8 +30,9 @@ from infercam.iterative import ACCUMULATIONS, IterativeInference
 from infercam.split_unite import SplitUnite
 
 PATCH_SCALES = ("per_patch", "common")
+PATCH_BATCHES = ("by_size", "padded")
 CONDITIONAL_INFERENCE = ("faithful", "fast")
-SPLIT_FIELDS = ("many_classes", "buffer", "min_size", "patch_scale", "score_gate")
+SPLIT_FIELDS = ("many_classes", "buffer", "min_size", "patch_scale", "score_gate", "patch_batches")
 ITERATIVE_FIELDS = ("erase_threshold", "stop_fraction", "max_passes", "accumulate", "fill", "conditional_inference")
 KINDS = {(False, False): "baseline", (True, False): "split_unite", (False, True): "iterative", (True, True): "combined"}
 
@@ -42,7 +43,12 @@ class MethodSettings:
 
     ``patch_scale``: ``"per_patch"`` (the paper) max-normalises each patch's map on its own;
     ``"common"`` keeps the patches on the classifier's own scale and normalises once after the
-    union."""
+    union.
+
+    ``patch_batches``: ``"by_size"`` (exact) sends an image's patches of one size through the
+    network together; ``"padded"`` pads patches of different sizes into common batches
+    (:func:`infercam.cam.padded_groups`), fewer forwards for slightly different maps near the
+    padded edges."""
 
     split_unite: bool = False
     iterative: bool = False
@@ -57,12 +63,16 @@ class MethodSettings:
     accumulate: str = "sum"
     fill: str = "original_mean"
     conditional_inference: str = "faithful"
+    patch_batches: str = "by_size"
 
     def __post_init__(self):
         if self.conditional_inference not in CONDITIONAL_INFERENCE:
             raise ValueError(f"conditional_inference must be one of {CONDITIONAL_INFERENCE} ('faithful': every pass "
                              f"at the whole protocol, the paper; 'fast': later passes at its smallest scale), "
                              f"got {self.conditional_inference!r}")
+        if self.patch_batches not in PATCH_BATCHES:
+            raise ValueError(f"patch_batches must be one of {PATCH_BATCHES} ('by_size': exact; 'padded': patches of "
+                             f"different sizes padded into common batches), got {self.patch_batches!r}")
         if self.patch_scale not in PATCH_SCALES:
             raise ValueError(f"patch_scale must be one of {PATCH_SCALES}, got {self.patch_scale!r}")
         if self.accumulate not in ACCUMULATIONS:
@@ -92,7 +102,8 @@ class MethodSettings:
 
     def build(self, scales, flip: bool = True, device="cpu", mixed_precision: bool = False):
         """The method object, with the CAM protocol's scales and flips at every forward."""
-        protocol = dict(scales=tuple(scales), flip=flip, device=device, mixed_precision=mixed_precision)
+        protocol = dict(scales=tuple(scales), flip=flip, device=device, mixed_precision=mixed_precision,
+                        pad_batches=self.split_unite and self.patch_batches == "padded")
         # The combined module's patches stay on their common scale too when asked (normalised after the union).
         on_own_scale = self.patch_scale == "per_patch" or not self.split_unite
         if self.iterative:

@@ -71,6 +71,8 @@ class IterativeInference:
     # the passes after the first (None: ``scales``, the paper); left out of the maps' settings at None,
     # so that folders made before it existed still count as made with the faithful setting
     later_scales: tuple[float, ...] | None = field(default=None, metadata={SETTING_ADDED_LATER: True})
+    # images of different sizes iterate together, padded (response_maps' `pad`; split & unite's patches)
+    pad_batches: bool = field(default=False, metadata={SETTING_ADDED_LATER: True})
 
     def __post_init__(self):
         if self.fill not in FILLS:
@@ -86,7 +88,7 @@ class IterativeInference:
         return self.run(model, image, class_ids)[0]
 
     def batch(self, model, images: list[np.ndarray], class_ids: list) -> list[np.ndarray]:
-        """Maps of several images of one size, their passes through the network together."""
+        """Maps of several images of one size (of any sizes with ``pad_batches``), their passes through the network together."""
         return [maps for maps, _ in self.run_batch(model, images, class_ids)]
 
     def run(self, model, image: np.ndarray, class_ids) -> tuple[np.ndarray, list[IterativePass]]:
@@ -102,7 +104,7 @@ class IterativeInference:
         while active:
             scales = self.scales if first or self.later_scales is None else self.later_scales
             raws = response_maps(model, [state.current for state in active], [state.class_ids for state in active],
-                                 scales, self.flip, self.device, self.mixed_precision)
+                                 scales, self.flip, self.device, self.mixed_precision, self.pad_batches)
             weight = len(self.scales) / len(scales)
             for state, raw in zip(active, raws):
                 self._add_pass(state, raw if weight == 1 else raw * weight)

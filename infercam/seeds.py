@@ -17,6 +17,7 @@ time per seed) and does not run there.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -77,8 +78,9 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
                 break
             record_parameters(work_dir, notebook.stem, parameters)
             print(f"seed {seed}: {notebook.stem} done in {time.perf_counter() - started:.0f} s", flush=True)
-    table = collect_seed_table({seed: seed_work_dir(base["work_dir"], seed, base.get("seed")) for seed in seeds})
-    return table, write_seed_table(table, base["work_dir"]), failures
+    work_dirs = {seed: seed_work_dir(base["work_dir"], seed, base.get("seed")) for seed in seeds}
+    table = collect_seed_table(work_dirs)
+    return table, write_seed_table(table, base["work_dir"], seed_contexts(work_dirs)), failures
 
 
 def chapter_differences(steps: dict[str, dict]) -> dict[tuple[str, str, str], float]:
@@ -111,23 +113,50 @@ def collect_seed_table(work_dirs: dict[int, str | os.PathLike]) -> pd.DataFrame:
     return pd.concat([table, per_seed], axis=1)[lambda t: t["seeds"] > 0]
 
 
-def seed_table_paths(work_dir: str | os.PathLike) -> tuple[Path, Path]:
+def seed_table_paths(work_dir: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """The collected table of ``work_dir``'s seeds as CSV and Markdown, and the seeds' runs (JSON)."""
     folder = seeds_dir(work_dir)
-    return folder / f"{TABLE_NAME}.csv", folder / f"{TABLE_NAME}.md"
+    return folder / f"{TABLE_NAME}.csv", folder / f"{TABLE_NAME}.md", folder / f"{TABLE_NAME}.json"
 
 
-def write_seed_table(table: pd.DataFrame, work_dir: str | os.PathLike) -> list[Path]:
-    csv, markdown = seed_table_paths(work_dir)
+def seed_contexts(work_dirs: dict[int, str | os.PathLike]) -> dict[str, dict]:
+    """Where each seed's numbers come from: the run context (date, commit, machine, precision) of
+    the first of its metrics files, in the book's order ("seed k" -> context; none without files)."""
+    runs, _ = results.load_runs({f"seed {seed}": work_dir for seed, work_dir in work_dirs.items()})
+    return {seed: steps[min(steps)].get("context", {}) for seed, steps in runs.items()}
+
+
+def write_seed_table(table: pd.DataFrame, work_dir: str | os.PathLike, contexts: dict[str, dict] | None = None) -> list[Path]:
+    """The table (CSV, Markdown) and the seeds' run contexts (JSON, :func:`seed_contexts`), each
+    written atomically: a run killed while writing never leaves half a table."""
+    csv, markdown, runs = seed_table_paths(work_dir)
     csv.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(csv, table.to_csv())  # atomic: a run killed while writing never leaves half a table
+    write_text_atomic(csv, table.to_csv())
     write_text_atomic(markdown, "# Seed spread of each difference (mIoU points)\n\n" + table.to_markdown(floatfmt=".2f") + "\n")
-    return [csv, markdown]
+    write_text_atomic(runs, json.dumps({"seeds": contexts or {}}, indent=2, sort_keys=True))
+    return [csv, markdown, runs]
+
+
+def read_seed_spread(folder: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, dict]] | None:
+    """(table, the seeds' run contexts) of the ``make seeds`` table in ``folder`` (a work_dir's
+    ``<work_dir>-seeds``, or a copy of one kept in the repository), or None when it has none."""
+    csv = Path(resolve_path(folder)) / f"{TABLE_NAME}.csv"
+    if not csv.is_file():
+        return None
+    runs = csv.with_suffix(".json")
+    return pd.read_csv(csv, index_col=[0, 1, 2]), json.loads(runs.read_text())["seeds"] if runs.is_file() else {}
 
 
 def read_seed_table(work_dir: str | os.PathLike) -> pd.DataFrame | None:
     """The table the latest ``make seeds`` collected for this work_dir, or None."""
-    csv = seed_table_paths(work_dir)[0]
-    return pd.read_csv(csv, index_col=[0, 1, 2]) if csv.is_file() else None
+    spread = read_seed_spread(seeds_dir(work_dir))
+    return None if spread is None else spread[0]
+
+
+def sign_changes(table: pd.DataFrame) -> list[tuple]:
+    """The rows (differences) whose seeds disagree on the sign: some seed's difference below zero,
+    another's above."""
+    return [row for row, values in table.iterrows() if values["min"] < 0 < values["max"]]
 
 
 def main(argv: list[str] | None = None) -> int:

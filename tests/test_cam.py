@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from infercam.cam import (infer_cams, infer_method_cams, load_cams, multiscale_cam, multiscale_cams, read_timing,
-                          save_cams, to_tensor)
+from infercam.cam import (infer_cams, infer_method_cams, load_cams, multiscale_cam, multiscale_cams, padded_groups,
+                          read_timing, response_maps, save_cams, to_tensor)
 from tiny_data import tiny_split
 from tiny_models import RedChannel, TinyClassifier
 
@@ -150,3 +150,37 @@ def test_a_method_with_batch_gets_same_size_images_together_and_saves_what_it_sa
     assert calls == [3, 2]
     for name in dataset.names:
         assert np.allclose(load_cams(one / f"{name}.npz")[0], load_cams(batched / f"{name}.npz")[0], atol=1e-3)
+
+
+# --- padded batches (issue 18): split & unite's patches of different sizes in common forwards -------
+
+def test_padded_groups_by_hand():
+    # 10x10 and 10x9 share a 10x10 canvas (200 px for 190 own: 5% padding); 5x5 padded to 10x10
+    # would carry 300 px for 215 (40%): its own group. Catches groups formed without the padding cap.
+    assert padded_groups([(10, 9), (5, 5), (10, 10)]) == [[2, 0], [1]]
+    assert padded_groups([(10, 9), (5, 5), (10, 10)], max_padding=0.5) == [[2, 0, 1]]
+    assert padded_groups([]) == []
+
+
+def test_padded_maps_equal_unpadded_ones_where_the_padding_cannot_reach():
+    # TinyClassifier is one 3x3 conv (zero padding, stride 4): zeros padded below and right of an input
+    # are what the conv pads with anyway, so cropped to ceil(size / 4) cells the maps must equal each
+    # input's own forward exactly, flips and a second scale included. Catches a wrong crop (off by a
+    # cell), a flipped input padded on the wrong side, or maps returned to the wrong image or class.
+    model = TinyClassifier(seed=3)
+    model.output_stride = 4
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, shape, dtype=np.uint8) for shape in [(24, 32, 3), (21, 30, 3), (13, 9, 3)]]
+    class_ids = [[2, 5], [5], [7, 2, 11]]
+    padded = response_maps(model, images, class_ids, scales=(1.0, 0.5), flip=True, pad=True)
+    for image, ids, maps in zip(images, class_ids, padded):
+        alone = response_maps(model, [image], [ids], scales=(1.0, 0.5), flip=True)[0]
+        assert maps.shape == (len(ids), *image.shape[:2])
+        assert torch.allclose(maps, alone, atol=1e-5)
+
+
+def test_padding_is_refused_without_an_output_stride_and_sizes_must_match_without_padding(image):
+    with pytest.raises(ValueError, match="output_stride"):
+        response_maps(TinyClassifier(), [image, image[:20]], [[1], [1]], pad=True)
+    with pytest.raises(ValueError, match="share a size"):
+        response_maps(TinyClassifier(), [image, image[:20]], [[1], [1]])

@@ -46,12 +46,27 @@ def test_spread_of_each_difference_across_seeds(tmp_path):
     assert val["range"] == 0 and val["mean"] == pytest.approx(1.0)
     chapter = table.loc[("02_split_unite", "Δ common scale − baseline", "val CAM")]
     assert chapter["mean"] == pytest.approx(2.5) and math.isnan(chapter["paper"])
-    files = seeds.write_seed_table(table, tmp_path / "work")
-    assert [f.name for f in files] == ["seed_spread.csv", "seed_spread.md"]
+    files = seeds.write_seed_table(table, tmp_path / "work", seeds.seed_contexts(work_dirs))
+    assert [f.name for f in files] == ["seed_spread.csv", "seed_spread.md", "seed_spread.json"]
     assert files[0].parent == tmp_path / "work-seeds"
     back = seeds.read_seed_table(tmp_path / "work")
     assert back.loc[("Table 1", "Δ ours − baseline", "train CAM"), "range"] == pytest.approx(3.5)
     assert seeds.read_seed_table(tmp_path / "never") is None
+
+
+def test_a_kept_seed_table_reads_back_with_where_each_seed_ran_and_sign_changes_are_named(tmp_path):
+    # Catches a copy of the table (measurements/cpu-seeds) that loses which run made each seed's numbers,
+    # and a verdict that calls a difference steady when one seed's is negative and another's positive.
+    work_dirs = {seed: tmp_path / f"seed{seed}" for seed in (0, 1)}
+    for seed, gain in zip(work_dirs, (-1.0, 2.0)):
+        write_metrics(work_dirs[seed], "04_combined", combined_metrics(gain), {"git_commit": f"c{seed}", "seed": seed})
+    table = seeds.collect_seed_table(work_dirs)
+    seeds.write_seed_table(table, tmp_path / "work", seeds.seed_contexts(work_dirs))
+    kept, contexts = seeds.read_seed_spread(tmp_path / "work-seeds")
+    assert {seed: context["git_commit"] for seed, context in contexts.items()} == {"seed 0": "c0", "seed 1": "c1"}
+    assert ("Table 1", "Δ ours − baseline", "train CAM") in seeds.sign_changes(kept)
+    assert ("Table 1", "Δ ours − baseline", "val CAM") not in seeds.sign_changes(kept)  # 1.0 under both seeds
+    assert seeds.read_seed_spread(tmp_path / "nothing") is None
 
 
 def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_path, capsys):
