@@ -348,10 +348,14 @@ def download(url: str, dest: str | Path, *, md5: str | None = None, sha256: str 
             break
         except urllib.error.HTTPError as error:
             error.close()
-            if error.code not in RETRYABLE_HTTP_STATUSES or failures >= retries:
+            if error.code not in RETRYABLE_HTTP_STATUSES:
                 raise DownloadError(
                     f"HTTP {error.code} {error.reason} for {url}; the file may have moved: {url_hint}, "
                     f"or download it by hand and pass --archive PATH") from error
+            if failures >= retries:  # a busy or failing server, not a wrong address
+                raise DownloadError(
+                    f"HTTP {error.code} {error.reason} for {url} after {retries} retries: the server is busy or "
+                    f"down; try again later, or download it by hand and pass --archive PATH") from error
             last_error: BaseException = error
         except DownloadError:
             raise

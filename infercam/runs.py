@@ -78,7 +78,7 @@ def write_metrics(work_dir: str | os.PathLike, step: str, metrics: dict, context
     path.parent.mkdir(parents=True, exist_ok=True)
     context = {**context, "nondeterministic_ops": nondeterministic_ops()}
     payload = {"step": step, "context": _jsonable(context), "metrics": _jsonable(metrics)}
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as handle:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=".", suffix=".tmp", delete=False) as handle:
         json.dump(payload, handle, indent=2, sort_keys=True)
     os.replace(handle.name, path)
     return path
@@ -136,7 +136,8 @@ def write_confusions(work_dir: str | os.PathLike, step: str, rows: dict[str, Ima
     for label, row in rows.items():
         arrays[f"{label}::names"] = np.array(row.names, dtype=str)
         arrays[f"{label}::confusions"] = row.confusions.astype(np.int32)  # pixel counts of one image
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz", delete=False) as handle:
+    # hidden (a dot file): a run killed while writing leaves nothing that looks like a result
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=".npz", delete=False) as handle:
         np.savez_compressed(handle, **arrays)
     os.replace(handle.name, path)
     return path
