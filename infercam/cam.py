@@ -92,9 +92,10 @@ MAX_PADDING = 0.25
 def padded_groups(sizes: list[tuple[int, int]], max_padding: float = MAX_PADDING) -> list[list[int]]:
     """Indices of ``sizes`` ((height, width) each) grouped for one forward per group, each input
     padded to its group's largest height and width: largest first, an input joins the first group
-    whose padded pixels stay within ``max_padding`` of its inputs' own pixels. On a CPU the time
-    follows the pixels but a forward of a small input also has a fixed cost (issue 18: split &
-    unite's patches)."""
+    whose padded pixels stay within ``max_padding`` of its inputs' own pixels. Fewer, larger
+    forwards for split & unite's patches (issue 18): a GPU's lever, where a small input's forward
+    costs about what a large one does; on 2 CPU cores, where the time follows the pixels,
+    ``benchmarks/conditional_inference.py`` measured it slower than patches by size."""
     groups: list[list[int]] = []
     for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i][0] * sizes[i][1], i)):
         for group in groups:
