@@ -121,9 +121,11 @@ def seed_table_paths(work_dir: str | os.PathLike) -> tuple[Path, Path, Path]:
 
 def seed_contexts(work_dirs: dict[int, str | os.PathLike]) -> dict[str, dict]:
     """Where each seed's numbers come from: the run context (date, commit, machine, precision) of
-    the first of its metrics files, in the book's order ("seed k" -> context; none without files)."""
+    its first seeded chapter (01_baseline_cam, which trains the classifier), else of its first
+    metrics file in the book's order ("seed k" -> context; none without files)."""
     runs, _ = results.load_runs({f"seed {seed}": work_dir for seed, work_dir in work_dirs.items()})
-    return {seed: steps[min(steps)].get("context", {}) for seed, steps in runs.items()}
+    return {seed: next((steps[step] for step in DEFAULT_NOTEBOOKS if step in steps), steps[min(steps)]).get("context", {})
+            for seed, steps in runs.items()}
 
 
 def write_seed_table(table: pd.DataFrame, work_dir: str | os.PathLike, contexts: dict[str, dict] | None = None) -> list[Path]:

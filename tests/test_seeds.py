@@ -60,6 +60,7 @@ def test_a_kept_seed_table_reads_back_with_where_each_seed_ran_and_sign_changes_
     work_dirs = {seed: tmp_path / f"seed{seed}" for seed in (0, 1)}
     for seed, gain in zip(work_dirs, (-1.0, 2.0)):
         write_metrics(work_dirs[seed], "04_combined", combined_metrics(gain), {"git_commit": f"c{seed}", "seed": seed})
+        write_metrics(work_dirs[seed], "00_minivoc", {}, {"git_commit": "older"})  # not the seed's run: its data
     table = seeds.collect_seed_table(work_dirs)
     seeds.write_seed_table(table, tmp_path / "work", seeds.seed_contexts(work_dirs))
     kept, contexts = seeds.read_seed_spread(tmp_path / "work-seeds")
