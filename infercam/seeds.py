@@ -110,7 +110,8 @@ def collect_seed_table(work_dirs: dict[int, str | os.PathLike]) -> pd.DataFrame:
     table = pd.DataFrame({"paper": effects.get(results.PAPER), "seeds": per_seed.notna().sum(axis=1),
                           "mean": per_seed.mean(axis=1), "min": per_seed.min(axis=1), "max": per_seed.max(axis=1)})
     table["range"] = table["max"] - table["min"]
-    return pd.concat([table, per_seed], axis=1)[lambda t: t["seeds"] > 0]
+    # a difference only one seed measured (its notebook did not run under the others) has no spread
+    return pd.concat([table, per_seed], axis=1)[lambda t: t["seeds"] > 1]
 
 
 def seed_table_paths(work_dir: str | os.PathLike) -> tuple[Path, Path, Path]:

@@ -46,6 +46,9 @@ def test_spread_of_each_difference_across_seeds(tmp_path):
     assert val["range"] == 0 and val["mean"] == pytest.approx(1.0)
     chapter = table.loc[("02_split_unite", "Δ common scale − baseline", "val CAM")]
     assert chapter["mean"] == pytest.approx(2.5) and math.isnan(chapter["paper"])
+    # a difference that only seed 0 measured has no spread to show (it would read as range 0)
+    write_metrics(work_dirs[0], "03_iterative", {"cams": {"baseline": {"miou": 0.30}, "max": {"miou": 0.31}}}, {})
+    assert ("03_iterative", "Δ max − baseline", "val CAM") not in seeds.collect_seed_table(work_dirs).index
     files = seeds.write_seed_table(table, tmp_path / "work", seeds.seed_contexts(work_dirs))
     assert [f.name for f in files] == ["seed_spread.csv", "seed_spread.md", "seed_spread.json"]
     assert files[0].parent == tmp_path / "work-seeds"
