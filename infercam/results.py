@@ -23,6 +23,7 @@ from infercam.bootstrap import paired_bootstrap, verdict_of
 from infercam.config import resolve_path
 from infercam.runs import read_confusions
 from infercam.sbd import TRAIN_AUG_COUNT, VOC_TRAIN_COUNT
+from infercam.segmentation import GROUND_TRUTH
 
 PAPER = "paper (reported)"
 INDEX_NAMES = ["row", "measure"]
@@ -202,7 +203,10 @@ def table5(runs: dict) -> pd.DataFrame:
         if "train_miou" in main:
             values[PSEUDO_LABELS, f"{main['method']} {step}: train mIoU"] = main["train_miou"]
         for method, scores in segmentation.get("pseudo_label_sources", {}).items():
-            if method != main.get("method"):
+            if method == GROUND_TRUTH:  # no pseudo label: the upper bound of every one
+                values.update({("no saliency, on the ground truth (upper bound)", f"val ({crf})"): scores[crf]
+                               for crf in ("CRF", "no CRF")})
+            elif method != main.get("method"):
                 values.update({(f"no saliency, on the {method} pseudo labels", f"val ({crf})"): scores[crf]
                                for crf in ("CRF", "no CRF")})
                 values[PSEUDO_LABELS, f"{method} {step}: train mIoU"] = scores["train_miou"]

@@ -88,11 +88,17 @@ def segmentation_training(parameters: Mapping, mixed_precision: bool, saliency: 
         aamr=aamr, saliency=saliency)
 
 
+#: The "method" whose labels are the training split's own annotations: DeepLab's upper bound, what
+#: no pseudo label can beat (08's ``ground_truth_upper_bound``).
+GROUND_TRUTH = "ground_truth"
+
+
 def segmenter_folder(work_dir: str | os.PathLike, method: str, pseudo_label_step: str,
                      settings: SegmentationTraining) -> Path:
     """Where 08 keeps the DeepLab trained on ``method``'s pseudo labels (``pseudo_label_step``: rw or
-    rw_crf) with ``settings``, and its predictions."""
-    return resolve_path(work_dir) / "segmentation" / f"{method}-{pseudo_label_step}" / settings.slug
+    rw_crf; none for :data:`GROUND_TRUTH`) with ``settings``, and its predictions."""
+    labels = method if method == GROUND_TRUTH else f"{method}-{pseudo_label_step}"
+    return resolve_path(work_dir) / "segmentation" / labels / settings.slug
 
 
 def background_cue(pseudo: np.ndarray, saliency: np.ndarray, threshold: float) -> np.ndarray:

@@ -109,13 +109,17 @@ def test_table5_names_whose_pseudo_labels_each_network_learnt_from():
         "table5": {"none": {"no CRF": 20.0, "CRF": 21.0}, "aamr": {"no CRF": 22.0, "CRF": 23.0}},
         "pseudo_labels": {"method": "baseline", "step": "rw_crf", "train_miou": 47.0},
         "pseudo_label_sources": {"baseline": {"train_miou": 47.0, "no CRF": 20.0, "CRF": 21.0},
-                                 "ours": {"train_miou": 25.0, "no CRF": 5.0, "CRF": 6.0}}})
+                                 "ours": {"train_miou": 25.0, "no CRF": 5.0, "CRF": 6.0},
+                                 "ground_truth": {"train_miou": 100.0, "no CRF": 40.0, "CRF": 41.0}}})
     table = results.table5({"cpu": {"08_segmentation": segmentation}})
     assert value(table, results.PSEUDO_LABELS, "baseline CAM + RW + CRF: train mIoU", "cpu") == 47.0
     assert value(table, results.PSEUDO_LABELS, "ours CAM + RW + CRF: train mIoU", "cpu") == 25.0
     assert value(table, "no saliency, on the ours pseudo labels", "val (CRF)", "cpu") == 6.0
     assert value(table, "no saliency", "val (CRF)", "cpu") == 21.0  # the main source is not repeated as a row
     assert "no saliency, on the baseline pseudo labels" not in table.index.get_level_values("row")
+    # the upper bound is named as such, and its labels (the annotations) are no pseudo-label row
+    assert value(table, "no saliency, on the ground truth (upper bound)", "val (CRF)", "cpu") == 41.0
+    assert not any("ground_truth" in part for entry in table.index for part in entry)
 
 
 def test_table2_reads_the_ablation_table_or_else_the_ablation_runs():
