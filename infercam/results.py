@@ -330,6 +330,26 @@ def difference_intervals(work_dirs: dict[str, str | os.PathLike], seed: int = 0)
     return pd.DataFrame(list(rows.values()), index=index, columns=INTERVAL_COLUMNS)
 
 
+def conclusion(low: float, high: float) -> str:
+    """What a 95% interval says of a difference: "gains" above zero, "loses" below, else "within noise"."""
+    return "gains" if low > 0 else "loses" if high < 0 else "within noise"
+
+
+def conclusion_changes(intervals: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
+    """Each difference that both profiles measured (rows of :func:`difference_intervals`), side by
+    side: its value and :func:`conclusion` under each, and whether the conclusion changes from
+    ``first`` to ``second`` (e.g. a classifier from scratch against one from ImageNet)."""
+    profiles = intervals.index.get_level_values("profile")
+    sides = {name: intervals[profiles == name].droplevel("profile") for name in (first, second)}
+    both = sides[first].index.intersection(sides[second].index)
+    table = pd.DataFrame(index=both)
+    for name, side in sides.items():
+        table[f"Δ, {name}"] = side.loc[both, "Δ"]
+        table[f"{name} says"] = [conclusion(low, high) for low, high in side.loc[both, ["Δ low", "Δ high"]].itertuples(index=False)]
+    table["conclusion changes"] = table[f"{first} says"] != table[f"{second} says"]
+    return table
+
+
 def provenance(runs: dict) -> pd.DataFrame:
     """Which run made each metrics file: (profile, step) -> date, profile, seed, device, precision
     (of its networks; empty for a step without one), the operations that ran without a

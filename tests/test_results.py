@@ -285,3 +285,24 @@ def test_difference_intervals_pair_the_saved_confusions_of_each_tables_delta_row
         "baseline": {"mIoU (%)": 40.0}, "combined": {"mIoU (%)": 44.0}}})}}
     effects = results.gains({name: results.TABLES[name](runs) for name in ("Table 1", "Table 2", "Table 3")})
     assert set(intervals.index.droplevel("profile")) <= set(effects.index)
+
+
+def test_conclusion_changes_name_the_differences_whose_verdict_depends_on_the_profile():
+    # Catches a conclusion read from the point value instead of the interval (+0.4 within -0.2..+1.0
+    # is noise, not a gain), profiles swapped, and a difference only one profile measured compared.
+    index = pd.MultiIndex.from_tuples([
+        ("Table 1", "Δ ours − baseline", "val CAM", "cpu"), ("Table 1", "Δ ours − baseline", "val CAM", "cpu-imagenet"),
+        ("Table 2", "Δ iterative inference − baseline", "mIoU (%)", "cpu"),
+        ("Table 2", "Δ iterative inference − baseline", "mIoU (%)", "cpu-imagenet"),
+        ("Table 5", "Δ AAMR − no saliency", "val (CRF)", "cpu")], names=["table", "row", "measure", "profile"])
+    intervals = pd.DataFrame({"images": 50, "Δ": [-6.0, -7.0, 0.4, 1.2], "Δ low": [-8.0, -9.0, -0.2, 0.3],
+                              "Δ high": [-4.0, -5.0, 1.0, 2.0], "verdict": ""}, index=index[:4])
+    intervals = pd.concat([intervals, pd.DataFrame({"images": 50, "Δ": 0.2, "Δ low": -0.4, "Δ high": 1.3, "verdict": ""},
+                                                   index=index[4:])])
+    table = results.conclusion_changes(intervals, "cpu", "cpu-imagenet")
+    assert len(table) == 2
+    ours = table.loc[("Table 1", "Δ ours − baseline", "val CAM")]
+    assert (ours["cpu says"], ours["cpu-imagenet says"], ours["conclusion changes"]) == ("loses", "loses", False)
+    iterative = table.loc[("Table 2", "Δ iterative inference − baseline", "mIoU (%)")]
+    assert (iterative["cpu says"], iterative["cpu-imagenet says"]) == ("within noise", "gains")
+    assert iterative["conclusion changes"] and iterative["Δ, cpu-imagenet"] == 1.2
