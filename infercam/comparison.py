@@ -55,3 +55,21 @@ def compare_starts(work_dirs: list[str | os.PathLike], step: str, rows: dict[str
     percent = [row for row in table.index if row.endswith("(%)")]
     table.loc[percent] *= 100
     return table
+
+
+def compare_with_other_start(work_dir: str | os.PathLike, compare_with: str | os.PathLike, step: str,
+                             rows: dict[str, str]) -> pd.DataFrame | None:
+    """:func:`compare_starts` of this chapter's run and ``compare_with`` (a notebook's parameter),
+    or None, saying why, when there is nothing to compare with: no ``compare_with``, the other run
+    lacks the step, or its metrics lack a row (made before the row existed)."""
+    if not compare_with:
+        print("no run with the other start to compare with (compare_with)")
+        return None
+    try:
+        return compare_starts([work_dir, compare_with], step, rows)
+    except FileNotFoundError as missing:
+        print(f"no comparison: {missing}")
+    except KeyError as missing:
+        print(f"no comparison: the metrics of {step} in {compare_with} or {work_dir} have no {missing}: "
+              f"rerun that chapter there")
+    return None

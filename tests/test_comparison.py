@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from infercam.comparison import compare_runs, compare_starts
+from infercam.comparison import compare_runs, compare_starts, compare_with_other_start
 from infercam.runs import write_metrics
 
 
@@ -37,3 +37,20 @@ def test_starts_are_labelled_by_the_classifier_and_percentages_scaled(tmp_path):
     assert table.loc["best t", "change"] == pytest.approx(0.0)
     with pytest.raises(ValueError, match="the other start"):
         compare_starts([tmp_path / "a", tmp_path / "c"], "01_baseline_cam", rows)
+
+
+def test_a_chapter_without_a_run_to_compare_with_says_why_and_goes_on(tmp_path, capsys):
+    # Catches a chapter that stops with a traceback where the other run is absent, lacks the step, or
+    # predates a row (a KeyError), instead of saying so and going on with the book.
+    for run, backbone in (("a", "resnet18"), ("b", "efficientnet_lite0")):
+        write_metrics(tmp_path / run, "01_baseline_cam", {"classifier": {"settings": {"backbone": backbone}}}, {})
+        write_metrics(tmp_path / run, "07_random_walk", {"table1_rw": {"ours": {"CAM + RW": 30.0}}}, {})
+    rows = {"ours, CAM + RW": "table1_rw/ours/CAM + RW"}
+    assert compare_with_other_start(tmp_path / "a", "", "07_random_walk", rows) is None
+    assert "no run with the other start" in capsys.readouterr().out
+    assert compare_with_other_start(tmp_path / "a", tmp_path / "b", "08_segmentation", rows) is None
+    assert "run notebooks/08_segmentation.ipynb" in capsys.readouterr().out
+    assert compare_with_other_start(tmp_path / "a", tmp_path / "b", "07_random_walk", {"x": "table1_rw/ground_truth/CRF"}) is None
+    assert "have no 'ground_truth'" in capsys.readouterr().out
+    table = compare_with_other_start(tmp_path / "a", tmp_path / "b", "07_random_walk", rows)
+    assert list(table.columns) == ["resnet18 (from scratch)", "efficientnet_lite0 (ImageNet)", "change"]
