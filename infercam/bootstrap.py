@@ -135,13 +135,18 @@ def paired_bootstrap_by_group(rows: dict[str, ImageConfusions], reference: str, 
     return pd.concat(tables, names=["group", "row"])
 
 
+def conclusion(low: float, high: float) -> str:
+    """What an interval says of a difference: "gains" above zero, "loses" below, else "within noise"."""
+    return "gains" if low > 0 else "loses" if high < 0 else "within noise"
+
+
 def verdict(delta: float, low: float, high: float, images: int, level: float = LEVEL) -> str:
-    """A difference in words, from its interval: it gains or loses when the interval excludes 0,
-    else it is within noise."""
+    """A difference in words, from its interval (:func:`conclusion`)."""
     ci = f"{level:.0%} CI {low:+.2f}..{high:+.2f}"
-    if low > 0:
+    said = conclusion(low, high)
+    if said == "gains":
         return f"gains {delta:+.2f} points ({ci}, {images} images)"
-    if high < 0:
+    if said == "loses":
         return f"loses {-delta:.2f} points ({ci}, {images} images)"
     return f"is within noise on {images} images ({delta:+.2f} points, {ci})"
 

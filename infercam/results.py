@@ -19,7 +19,7 @@ from typing import Callable
 import pandas as pd
 
 from infercam import paper
-from infercam.bootstrap import paired_bootstrap, verdict_of
+from infercam.bootstrap import conclusion, paired_bootstrap, verdict_of
 from infercam.config import resolve_path
 from infercam.runs import read_confusions
 from infercam.sbd import TRAIN_AUG_COUNT, VOC_TRAIN_COUNT
@@ -328,11 +328,6 @@ def difference_intervals(work_dirs: dict[str, str | os.PathLike], seed: int = 0)
             rows[(*key, profile)] = {**row[INTERVAL_COLUMNS[:-1]].to_dict(), "verdict": verdict_of(row)}
     index = pd.MultiIndex.from_tuples(list(rows), names=["table", *INDEX_NAMES, "profile"])
     return pd.DataFrame(list(rows.values()), index=index, columns=INTERVAL_COLUMNS)
-
-
-def conclusion(low: float, high: float) -> str:
-    """What a 95% interval says of a difference: "gains" above zero, "loses" below, else "within noise"."""
-    return "gains" if low > 0 else "loses" if high < 0 else "within noise"
 
 
 def conclusion_changes(intervals: pd.DataFrame, first: str, second: str) -> pd.DataFrame:
