@@ -130,7 +130,7 @@ def _padded_response_maps(model, images: list[np.ndarray], class_ids: list, scal
         inputs = []  # (image index, flipped, scaled input (1, 3, h, w))
         for index, image in enumerate(images):
             height, width = image.shape[:2]
-            scaled = F.interpolate(normalise(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].to(device)),
+            scaled = F.interpolate(to_tensor(image, device)[None],
                                    size=(max(1, round(height * scale)), max(1, round(width * scale))), mode="bilinear",
                                    align_corners=False)
             inputs += [(index, False, scaled)] + ([(index, True, scaled.flip(-1))] if flip else [])

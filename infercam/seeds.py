@@ -143,7 +143,7 @@ def write_seed_table(table: pd.DataFrame, work_dir: str | os.PathLike, contexts:
 def read_seed_spread(folder: str | os.PathLike) -> tuple[pd.DataFrame, dict[str, dict]] | None:
     """(table, the seeds' run contexts) of the ``make seeds`` table in ``folder`` (a work_dir's
     ``<work_dir>-seeds``, or a copy of one kept in the repository), or None when it has none."""
-    csv = Path(resolve_path(folder)) / f"{TABLE_NAME}.csv"
+    csv = resolve_path(folder) / f"{TABLE_NAME}.csv"
     if not csv.is_file():
         return None
     runs = csv.with_suffix(".json")
