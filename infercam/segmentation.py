@@ -88,8 +88,8 @@ def segmentation_training(parameters: Mapping, mixed_precision: bool, saliency: 
         aamr=aamr, saliency=saliency)
 
 
-#: The "method" whose labels are the training split's own annotations: DeepLab's upper bound, what
-#: no pseudo label can beat (08's ``ground_truth_upper_bound``).
+#: The "method" whose labels are the training split's own annotations: labels no pseudo label can be
+#: more accurate than, DeepLab's reference on perfect labels (08's ``ground_truth_upper_bound``).
 GROUND_TRUTH = "ground_truth"
 
 
