@@ -45,9 +45,11 @@ def classifier_start(work_dir: str | os.PathLike) -> str:
 
 
 def compare_starts(work_dirs: list[str | os.PathLike], step: str, rows: dict[str, str]) -> pd.DataFrame:
-    """:func:`compare_runs` of runs labelled by their classifier's start; rows labelled ``... (%)``
-    hold fractions and are shown as percentages."""
+    """:func:`compare_runs` of runs labelled by their classifier's start, the run from scratch first
+    (so that "change" reads ImageNet minus scratch whichever run is the chapter's own); rows labelled
+    ``... (%)`` hold fractions and are shown as percentages."""
     runs = {classifier_start(work_dir): work_dir for work_dir in work_dirs}
+    runs = dict(sorted(runs.items(), key=lambda run: "ImageNet" in run[0]))
     if len(runs) < len(work_dirs):
         raise ValueError(f"the runs {[str(w) for w in work_dirs]} started their classifiers the same way: "
                          f"compare_with should name a run with the other start")
