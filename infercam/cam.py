@@ -246,8 +246,13 @@ class MapsSettingsError(RuntimeError):
 def weights_fingerprint(model) -> str:
     """sha256 of a network's parameters and buffers (names, shapes, types and values): which
     classifier made a folder of maps, whatever file it came from."""
+    return state_fingerprint(model.state_dict())
+
+
+def state_fingerprint(state: dict) -> str:
+    """:func:`weights_fingerprint` of a state dict (name -> tensor), e.g. read from a checkpoint."""
     digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
+    for name, tensor in state.items():
         digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype};".encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()

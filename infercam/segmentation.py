@@ -212,7 +212,7 @@ def segment_dataset(model: nn.Module, dataset, out_dir: str | os.PathLike, model
                     device: torch.device | str = "cpu", mixed_precision: bool = False, progress: bool = True) -> Path:
     """The segmenter's label maps of ``names`` (default: the split) into ``out_dir`` and, with
     ``crf_dir``, refined by the dense CRF (deeplab-pytorch's settings) there; ``model_settings``
-    (its training settings) is recorded with them, so maps of another model are never mixed in.
+    (its training settings' ``identity()``) is recorded with them, so maps of another model are never mixed in.
     Returns ``out_dir``."""
     record = {"step": "segmentation", "model": model_settings, "scales": list(scales), "flip": flip,
               "mixed_precision": resolve_mixed_precision(mixed_precision, device)}  # resolved: see random_walk_labels

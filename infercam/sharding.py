@@ -147,7 +147,7 @@ def sharded_segmentation(step: Step, method: str, variant: str) -> Path:
         raise TrainFirst(f"no trained DeepLab at {out / 'deeplab.pth'}: run notebooks/08_segmentation.ipynb with this "
                          "profile first (it trains on one device)")
     val = step.dataset("val")
-    return segment_dataset(finished[0], val, out / "val", settings.to_dict(),
+    return segment_dataset(finished[0], val, out / "val", settings.identity(),
                            step.share(_first(val.names, step["seg_val_images"])), step["test_scales"],
                            step["test_flip"], crf_dir=out / "val_crf", device=step.device,
                            mixed_precision=step.mixed_precision, progress=step.rank == 0)

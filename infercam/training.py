@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from infercam.cam import normalise
+from infercam.cam import normalise, state_fingerprint
 from infercam.config import (autocast, make_cuda_repeatable, nondeterministic_ops, record_nondeterministic_ops,
                              resolve_path)
 from infercam.models import build_classifier
@@ -63,6 +63,16 @@ class TrainingSettings:
 
     def to_dict(self) -> dict:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
+
+    def identity(self) -> dict:
+        """What decides the trained weights, as saved with a checkpoint and with the maps made by it:
+        :meth:`to_dict`, but the weights it starts from named by their fingerprint
+        (``"weights:<sha256>"``) rather than their file's path, so that a work_dir copied or moved
+        elsewhere keeps its checkpoints, while a retrained classifier still invalidates them."""
+        values = self.to_dict()
+        if self.initial_weights:
+            values["initial_weights"] = initial_weights_fingerprint(self.initial_weights)
+        return values
 
 
 @dataclass
@@ -150,10 +160,14 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise CheckpointError(f"corrupt checkpoint {path}: {error}; delete it to train again") from error
 
 
-def _check_settings(path: Path, state: dict, settings: TrainingSettings) -> None:
+def _check_settings(path: Path, state: dict, settings: TrainingSettings, identity: dict | None = None) -> None:
+    """Raise CheckpointError unless the checkpoint was made with ``settings`` (``identity``: their
+    :meth:`~TrainingSettings.identity`, when already computed)."""
     # A setting added after the checkpoint was made counts as its default (the behaviour before it existed).
     saved = {**type(settings)(backbone=settings.backbone).to_dict(), **state.get("settings", {})}
-    wanted = settings.to_dict()
+    wanted = identity or settings.identity()
+    if saved["initial_weights"] == settings.initial_weights:  # saved before the fingerprint replaced the path
+        saved["initial_weights"] = wanted["initial_weights"]
     differences = {key: (saved.get(key), value) for key, value in wanted.items() if saved.get(key) != value}
     if differences:
         shown = ", ".join(f"{key}: saved {old!r} vs now {new!r}" for key, (old, new) in differences.items())
@@ -209,17 +223,26 @@ def freeze_stages(model: nn.Module, count: int) -> None:
     backbone.freeze_stages(count)
 
 
-def load_initial_weights(model: nn.Module, initial_weights: str) -> None:
-    """Start from ``initial_weights`` (a checkpoint of this module or a bare state dict such as
-    psa's), when given."""
-    if not initial_weights:
-        return
+def _initial_state(initial_weights: str) -> dict:
+    """The state dict in the file ``initial_weights`` (a checkpoint of this module or a bare state dict)."""
     path = resolve_path(initial_weights)
     if not path.is_file():
         raise FileNotFoundError(f"no weights to start from at {path} (initial_weights): train them first "
                                 "(notebooks/01_baseline_cam.ipynb) or get psa's (data_scripts/get_psa_weights.py)")
     state = load_checkpoint(path)
-    model.load_state_dict(state.get("model", state))
+    return state.get("model", state)
+
+
+def initial_weights_fingerprint(initial_weights: str) -> str:
+    """``"weights:<sha256>"`` of the weights in the file ``initial_weights`` (see :func:`state_fingerprint`)."""
+    return f"weights:{state_fingerprint(_initial_state(initial_weights))}"
+
+
+def load_initial_weights(model: nn.Module, initial_weights: str) -> None:
+    """Start from ``initial_weights`` (a checkpoint of this module or a bare state dict such as
+    psa's), when given."""
+    if initial_weights:
+        model.load_state_dict(_initial_state(initial_weights))
 
 
 def load_backbone_weights(model: nn.Module, path: str | os.PathLike) -> int:
@@ -263,10 +286,11 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
     checkpoint = Path(checkpoint)
     last = checkpoint.with_name(checkpoint.name + ".last")
     optimizer = make_optimizer(model, settings)
+    identity = settings.identity()
     history, start_epoch = [], 0
     if last.exists():
         state = load_checkpoint(last)
-        _check_settings(last, state, settings)
+        _check_settings(last, state, settings, identity)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         history, start_epoch = state["history"], state["epoch"]
@@ -304,9 +328,9 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
                             "seconds": time.time() - started, **recorded})
             bar.set_postfix(loss=f"{loss_value:.4f}", lr=f"{lr:.1e}")
         save_checkpoint(last, {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-                               "history": history, "settings": settings.to_dict(),
+                               "history": history, "settings": identity,
                                "nondeterministic_ops": nondeterministic_ops()})
-    save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "settings": settings.to_dict(),
+    save_checkpoint(checkpoint, {"model": model.state_dict(), "history": history, "settings": identity,
                                  "nondeterministic_ops": nondeterministic_ops()})
     last.unlink(missing_ok=True)
     return pd.DataFrame(history)

@@ -1,6 +1,8 @@
 """Classifier training: augmentation, schedule, checkpoints that resume exactly, clear errors."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -155,6 +157,29 @@ def test_fine_tuning_starts_from_the_given_weights_and_records_them(dataset, tmp
         train_classifier(dataset, tiny_settings(split_unite_probability=0.5), tmp_path / "c" / "classifier.pth")
     with pytest.raises(FileNotFoundError, match="no weights to start from"):
         train_classifier(dataset, tiny_settings(initial_weights=str(tmp_path / "none.pth")), tmp_path / "d" / "c.pth")
+
+
+def test_a_copied_work_dir_keeps_its_checkpoints_and_a_retrained_start_invalidates_them(dataset, tmp_path):
+    # Catches checkpoints that name the weights they started from by their absolute path: a work_dir
+    # copied or moved elsewhere was refused as "made with other settings" (AffinityNet and DeepLab start
+    # from the classifier inside it). A retrained starting point must still be refused.
+    train_classifier(dataset, tiny_settings(epochs=1), tmp_path / "run" / "classifier.pth", progress=False)
+
+    def tuned(run):
+        return tiny_settings(epochs=1, initial_weights=str(tmp_path / run / "classifier.pth"))
+
+    train_classifier(dataset, tuned("run"), tmp_path / "run" / "tuned.pth", progress=False)
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")
+    load_or_train_classifier(dataset, tuned("copy"), tmp_path / "copy" / "tuned.pth", progress=False)
+    # a checkpoint saved before the fingerprint (the path in its settings) still loads where it was made
+    state = torch.load(tmp_path / "run" / "tuned.pth", weights_only=False)
+    state["settings"]["initial_weights"] = tuned("run").initial_weights
+    torch.save(state, tmp_path / "run" / "tuned.pth")
+    load_or_train_classifier(dataset, tuned("run"), tmp_path / "run" / "tuned.pth", progress=False)
+    train_classifier(dataset, tiny_settings(epochs=1, seed=2), tmp_path / "other" / "classifier.pth", progress=False)
+    shutil.copy(tmp_path / "other" / "classifier.pth", tmp_path / "copy" / "classifier.pth")
+    with pytest.raises(CheckpointError, match="other settings \\(initial_weights: saved 'weights:"):
+        load_or_train_classifier(dataset, tuned("copy"), tmp_path / "copy" / "tuned.pth", progress=False)
 
 
 def test_a_checkpoint_older_than_a_new_setting_counts_as_its_default(dataset, tmp_path):
