@@ -68,9 +68,10 @@ class TrainingSettings:
         """What decides the trained weights, as saved with a checkpoint and with the maps made by it:
         :meth:`to_dict`, but the weights it starts from named by their fingerprint
         (``"weights:<sha256>"``) rather than their file's path, so that a work_dir copied or moved
-        elsewhere keeps its checkpoints, while a retrained classifier still invalidates them."""
+        elsewhere keeps its checkpoints, while a retrained classifier still invalidates them. A file
+        that is not there keeps its path (a finished network whose starting point was deleted)."""
         values = self.to_dict()
-        if self.initial_weights:
+        if self.initial_weights and resolve_path(self.initial_weights).is_file():
             values["initial_weights"] = initial_weights_fingerprint(self.initial_weights)
         return values
 
