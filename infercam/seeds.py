@@ -156,6 +156,21 @@ def read_seed_table(work_dir: str | os.PathLike) -> pd.DataFrame | None:
     return None if spread is None else spread[0]
 
 
+def spreads_to_show(work_dirs: dict[str, str | os.PathLike], profile: str,
+                    kept: str | os.PathLike = "") -> dict[str, tuple[pd.DataFrame, dict[str, dict]]]:
+    """The ``make seeds`` tables that 10_results shows, by label: each profile's own (``work_dirs``:
+    profile -> work_dir; its ``<work_dir>-seeds``) and, when ``profile`` has none, the copy kept in
+    the repository at ``kept``, if that one was made by ``profile`` (another profile's seeds say
+    nothing about this one's numbers)."""
+    spreads = {f"{name} (`{seed_table_paths(path)[0]}`)": spread for name, path in work_dirs.items()
+               if (spread := read_seed_spread(seeds_dir(path))) is not None}
+    own = profile in work_dirs and read_seed_spread(seeds_dir(work_dirs[profile])) is not None
+    kept_spread = read_seed_spread(kept) if kept and not own else None
+    if kept_spread is not None and {context.get("profile") for context in kept_spread[1].values()} == {profile}:
+        spreads[f"{profile}, kept in the repository (`{kept}`)"] = kept_spread
+    return spreads
+
+
 def sign_changes(table: pd.DataFrame) -> list[tuple]:
     """The rows (differences) whose seeds disagree on the sign: some seed's difference below zero,
     another's above."""

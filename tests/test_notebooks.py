@@ -161,10 +161,17 @@ def check_segmentation(metrics):
     assert np.all((rates[~np.isnan(rates)] >= 0) & (rates[~np.isnan(rates)] <= 1))
 
 
+def check_results(metrics):
+    # Catches a later cell reusing the name of the shown profiles (the seed cell's runs string made
+    # "shown" a list of characters once a seed table was displayed).
+    assert set(metrics["shown"]) <= set(metrics["profiles"]), metrics["shown"]
+
+
 STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
                "03_iterative": check_iterative, "04_combined": check_combined,
                "05_ablations": check_ablations, "06_split_retraining": check_split_retraining,
-               "07_random_walk": check_random_walk, "08_segmentation": check_segmentation}
+               "07_random_walk": check_random_walk, "08_segmentation": check_segmentation,
+               "10_results": check_results}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs

@@ -73,6 +73,26 @@ def test_a_kept_seed_table_reads_back_with_where_each_seed_ran_and_sign_changes_
     assert seeds.read_seed_spread(tmp_path / "nothing") is None
 
 
+def test_the_kept_table_is_shown_when_this_profile_has_none_even_if_another_profile_has_one(tmp_path):
+    # Catches 10_results hiding the cpu book's kept seed table whenever any other profile (the kept
+    # cpu-scratch run) had a table, and showing a kept table that another profile's seeds made.
+    def make_table(work_dir, profile):
+        work_dirs = {seed: tmp_path / profile / f"seed{seed}" for seed in (0, 1)}
+        for seed in work_dirs:
+            write_metrics(work_dirs[seed], "04_combined", combined_metrics(float(seed)), {"profile": profile})
+        seeds.write_seed_table(seeds.collect_seed_table(work_dirs), work_dir, seeds.seed_contexts(work_dirs))
+
+    make_table(tmp_path / "scratch", "cpu-scratch")
+    make_table(tmp_path / "kept", "cpu")
+    work_dirs = {"cpu-scratch": tmp_path / "scratch", "cpu": tmp_path / "cpu"}
+    shown = seeds.spreads_to_show(work_dirs, "cpu", tmp_path / "kept-seeds")
+    assert list(shown) == [f"cpu-scratch (`{tmp_path / 'scratch-seeds' / 'seed_spread.csv'}`)",
+                           f"cpu, kept in the repository (`{tmp_path / 'kept-seeds'}`)"]
+    assert list(seeds.spreads_to_show(work_dirs, "smoke", tmp_path / "kept-seeds")) == list(shown)[:1]
+    make_table(tmp_path / "cpu", "cpu")  # this profile's own table replaces the kept one
+    assert list(seeds.spreads_to_show(work_dirs, "cpu", tmp_path / "kept-seeds"))[1].startswith("cpu (`")
+
+
 def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_path, capsys):
     # Catches seeds sharing a work_dir (the second would reuse the first's classifier), the seed not
     # reaching the notebook, a rerun that repeats finished work, and the book's run (the profile's
