@@ -64,8 +64,10 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
     failures = {}
     for seed in seeds:
         work_dir = seed_work_dir(base["work_dir"], seed, base.get("seed"))
+        # the book's run recorded the profile's work_dir as written (e.g. runs/cpu): passed the same way, it matches
+        passed_dir = base["work_dir"] if seed == base.get("seed") else str(work_dir)
         for notebook in selected:
-            parameters = notebook_parameters(notebook, {**base, "seed": seed, "work_dir": str(work_dir)})
+            parameters = notebook_parameters(notebook, {**base, "seed": seed, "work_dir": passed_dir})
             if finished_with_parameters(work_dir, notebook.stem, parameters):
                 print(f"seed {seed}: {notebook.stem} finished with the same parameters, skipped", flush=True)
                 continue

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from infercam import seeds
+from infercam import config, seeds
 from infercam.notebooks import run_notebooks
-from infercam.runs import write_metrics
+from infercam.runs import record_parameters, write_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
 from fake_notebooks import write_fake_notebook  # noqa: E402
@@ -113,6 +113,23 @@ def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_pa
     assert files[0] == tmp_path / "runs" / "fake-seeds" / "seed_spread.csv"
     seeds.run_seeds(profile, [0, 3], **run)
     assert capsys.readouterr().out.count("finished with the same parameters, skipped") == 2
+
+
+def test_the_book_s_run_is_skipped_when_the_profile_gives_its_work_dir_relative_to_the_repository(tmp_path, capsys,
+                                                                                                  monkeypatch):
+    # Catches the book's run (make book records the profile's work_dir as written, e.g. runs/cpu) run a
+    # second time by make seeds, which asked for the same notebook with the absolute path.
+    monkeypatch.setattr(config, "PROJECT_ROOT", tmp_path)
+    write_fake_notebook(tmp_path / "notebooks" / "04_combined.ipynb", 'work_dir = "unused"\nseed = 0', FAKE_COMBINED)
+    profile = tmp_path / "fake.yaml"
+    profile.write_text(yaml.safe_dump({"profile": "fake", "work_dir": "runs/fake", "seed": 0}))
+    book_run = tmp_path / "runs" / "fake"
+    write_metrics(book_run, "04_combined", combined_metrics(1.0), {})
+    record_parameters(book_run, "04_combined", {"work_dir": "runs/fake", "seed": 0})  # what run_notebooks records
+    table, _, failures = seeds.run_seeds(profile, [0], notebooks=["04_combined"], notebooks_dir=tmp_path / "notebooks",
+                                         output_dir=tmp_path / "executed")
+    assert "seed 0: 04_combined finished with the same parameters, skipped" in capsys.readouterr().out
+    assert failures == {} and not (tmp_path / "executed").exists()
 
 
 def test_one_seed_is_refused():
