@@ -88,6 +88,21 @@ def check_parameter_types(values: dict, defaults: dict, where: str) -> None:
                                 f"{json.dumps(example)} in the profile (or -p)")
 
 
+# The backbones whose stem and first stages can stay fixed while the rest fine-tunes (frozen_stages > 0);
+# psa's ResNet-38 keeps its own fixed layers (psa's Net.not_training), the from-scratch ResNet-18 none.
+FREEZABLE_BACKBONES = ("efficientnet_lite0",)
+
+
+def check_frozen_stages(values: dict, where: str) -> None:
+    """Refuse ``frozen_stages`` > 0 for a ``backbone`` that has no stages to freeze: a profile that
+    changes the backbone but keeps a notebook's default of 3 would otherwise fail after the
+    notebooks before it ran (the paper profile in chapter 06, 12 minutes into the rehearsal)."""
+    backbone, frozen = values.get("backbone"), values.get("frozen_stages")
+    if backbone is not None and frozen and backbone not in FREEZABLE_BACKBONES:
+        raise ProfileValueError(f"frozen_stages={frozen} in {where}, but backbone {backbone!r} has no stages to freeze "
+                                f"(only {', '.join(FREEZABLE_BACKBONES)}): set frozen_stages: 0 in the profile (or -p)")
+
+
 class WorkDirError(OSError):
     """The work_dir cannot be written."""
 

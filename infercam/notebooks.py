@@ -28,8 +28,8 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
 from papermill.exceptions import PapermillExecutionError
 
-from infercam.config import (PROJECT_ROOT, ProfileValueError, WorkDirError, check_parameter_types, check_writable,
-                             load_profile, resolve_path)
+from infercam.config import (PROJECT_ROOT, ProfileValueError, WorkDirError, check_frozen_stages, check_parameter_types,
+                             check_writable, load_profile, resolve_path)
 from infercam.runs import record_parameters
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
@@ -171,10 +171,12 @@ def notebook_defaults(notebook: str | os.PathLike) -> dict:
 
 def notebook_parameters(notebook: str | os.PathLike, parameters: dict) -> dict:
     """Those of ``parameters`` that ``notebook``'s parameters cell declares, each checked against
-    the type of its default (:func:`infercam.config.check_parameter_types`)."""
+    the type of its default (:func:`infercam.config.check_parameter_types`), and the backbone against
+    the stages to freeze (:func:`infercam.config.check_frozen_stages`)."""
     declared = notebook_defaults(notebook)
     chosen = {name: value for name, value in parameters.items() if name in declared}
     check_parameter_types(chosen, declared, f"{Path(notebook).name}'s parameters cell")
+    check_frozen_stages({**declared, **chosen}, Path(notebook).name)
     return chosen
 
 

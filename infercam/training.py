@@ -22,8 +22,8 @@ from torch import nn
 from tqdm import tqdm
 
 from infercam.cam import normalise, state_fingerprint
-from infercam.config import (autocast, make_cuda_repeatable, nondeterministic_ops, record_nondeterministic_ops,
-                             resolve_path)
+from infercam.config import (FREEZABLE_BACKBONES, autocast, make_cuda_repeatable, nondeterministic_ops,
+                             record_nondeterministic_ops, resolve_path)
 from infercam.models import build_classifier
 from infercam.transforms import ClassificationAugment
 
@@ -219,8 +219,8 @@ def freeze_stages(model: nn.Module, count: int) -> None:
         return
     backbone = getattr(model, "backbone", None)
     if not hasattr(backbone, "freeze_stages"):
-        raise ValueError(f"frozen_stages={count}: only an ImageNet backbone (efficientnet_lite0) has stages to "
-                         f"freeze; set frozen_stages to 0 for a network that starts from scratch")
+        raise ValueError(f"frozen_stages={count}: only an ImageNet backbone ({', '.join(FREEZABLE_BACKBONES)}) has "
+                         f"stages to freeze; set frozen_stages to 0 for another backbone")
     backbone.freeze_stages(count)
 
 

@@ -10,9 +10,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from infercam.config import PROFILES_DIR, load_profile
-from infercam.notebooks import (NOTEBOOKS_DIR, NotebookFailed, list_notebooks, notebook_defaults, notebook_times,
-                                run_notebooks, stage_book)
+from infercam.config import PROFILES_DIR, ProfileValueError, load_profile
+from infercam.notebooks import (NOTEBOOKS_DIR, NotebookFailed, list_notebooks, notebook_defaults, notebook_parameters,
+                                notebook_times, run_notebooks, stage_book)
 from infercam.runs import metrics_path
 
 PARAMETERS = {"profile", "data_root", "work_dir", "device", "seed"}
@@ -195,6 +195,19 @@ def test_every_profile_key_is_a_parameter_of_some_notebook(profile):
     # the runner passes a notebook only the keys it declares, so a misspelt key would be ignored silently
     declared = set().union(*(notebook_defaults(nb) for nb in [*list_notebooks(), NOTEBOOKS_DIR / "ablation" / "cam_method.ipynb"]))
     assert not set(load_profile(profile)) - declared, f"profiles/{profile}.yaml sets parameters no notebook declares"
+
+
+@pytest.mark.parametrize("profile", sorted(path.stem for path in PROFILES_DIR.glob("*.yaml") if path.stem != "minivoc"))
+def test_every_profile_gives_each_notebook_a_backbone_and_frozen_stages_that_fit(profile):
+    # the paper profile (psa's ResNet-38) once inherited 06's frozen_stages = 3, and the rehearsal failed in 06
+    for notebook in [*list_notebooks(), NOTEBOOKS_DIR / "ablation" / "cam_method.ipynb"]:
+        notebook_parameters(notebook, load_profile(profile))
+
+
+def test_frozen_stages_for_a_backbone_without_stages_is_refused_before_any_notebook_runs():
+    with pytest.raises(ProfileValueError, match=r"frozen_stages=3 in 06_split_retraining.ipynb, but backbone 'resnet38d'.*"
+                                                r"set frozen_stages: 0"):
+        notebook_parameters(NOTEBOOKS_DIR / "06_split_retraining.ipynb", {"backbone": "resnet38d"})
 
 
 # --- the runner itself, on throwaway notebooks -----------------------------------------------
