@@ -164,10 +164,10 @@ def spreads_to_show(work_dirs: dict[str, str | os.PathLike], profile: str,
     profile -> work_dir; its ``<work_dir>-seeds``) and, when ``profile`` has none, the copy kept in
     the repository at ``kept``, if that one was made by ``profile`` (another profile's seeds say
     nothing about this one's numbers)."""
-    spreads = {f"{name} (`{seed_table_paths(path)[0]}`)": spread for name, path in work_dirs.items()
-               if (spread := read_seed_spread(seeds_dir(path))) is not None}
-    own = profile in work_dirs and read_seed_spread(seeds_dir(work_dirs[profile])) is not None
-    kept_spread = read_seed_spread(kept) if kept and not own else None
+    collected = {name: spread for name, path in work_dirs.items()
+                 if (spread := read_seed_spread(seeds_dir(path))) is not None}
+    spreads = {f"{name} (`{seed_table_paths(work_dirs[name])[0]}`)": spread for name, spread in collected.items()}
+    kept_spread = read_seed_spread(kept) if kept and profile not in collected else None
     if kept_spread is not None and {context.get("profile") for context in kept_spread[1].values()} == {profile}:
         spreads[f"{profile}, kept in the repository (`{kept}`)"] = kept_spread
     return spreads
