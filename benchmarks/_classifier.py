@@ -1,24 +1,27 @@
-"""The classifier the benchmarks time: the profile's trained checkpoint when there is one, else the
-same architecture with random weights (speed does not depend on the weights)."""
+"""The classifier the benchmarks time: the one ``notebooks/09_computation_time.ipynb`` times for the
+profile (its backbone at its CAM output stride: the profile's values over the notebook's defaults),
+trained by ``01_baseline_cam`` when the profile's run has it, else the same architecture with its
+starting weights (the speed does not depend on the weights; the mIoU does, so say which)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-# The classifier of notebooks/01_baseline_cam.ipynb in the offline profiles, when no checkpoint exists.
-DEFAULT_ARCHITECTURE = {"backbone": "resnet18", "width": 16}
+TIMING_NOTEBOOK = ROOT / "notebooks" / "09_computation_time.ipynb"
 
 
 def benchmark_classifier(settings: dict, device):
-    """(model at output stride 8 on ``device`` in eval mode, where its weights came from)."""
+    """(model on ``device`` in eval mode at the profile's CAM output stride, where its weights came from)."""
     from infercam.models import build_classifier
-    from infercam.training import classifier_from_checkpoint, load_checkpoint
+    from infercam.notebooks import notebook_defaults
+    from infercam.training import load_baseline_classifier
 
-    checkpoint = ROOT / settings["work_dir"] / "classifier" / "classifier.pth"
-    if checkpoint.exists():
-        model, source = classifier_from_checkpoint(load_checkpoint(checkpoint)), str(checkpoint)
-    else:
-        model, source = build_classifier(**DEFAULT_ARCHITECTURE), "random weights"
-    model.set_output_stride(8)
-    return model.to(device).eval(), source
+    parameters = {**notebook_defaults(TIMING_NOTEBOOK), **settings}
+    backbone, stride = parameters["backbone"], parameters["cam_output_stride"]
+    trained = ROOT / parameters["work_dir"] / "classifier" / "classifier.pth"
+    if parameters["classifier_weights"] or trained.is_file():
+        model = load_baseline_classifier(ROOT / parameters["work_dir"], parameters["profile"],
+                                         parameters["classifier_weights"], backbone, stride, device)
+        return model, parameters["classifier_weights"] or str(trained)
+    model = build_classifier(backbone, output_stride=stride)
+    return model.to(device).eval(), f"untrained {backbone} (its starting weights: times only, no meaningful mIoU)"

@@ -11,11 +11,14 @@ Defaults follow the paper: no overlap between patches, images with 3+ classes sp
 each patch max-normalised on its own, erase at 0.7 with the original image's mean colour, stop below
 1% newly erased, passes summed.
 
-``conditional_inference`` (issue 18): ``"faithful"`` (the default, the paper's numbers) runs every
-pass of iterative inference with the whole protocol; ``"fast"`` runs the passes after the first at
-the protocol's smallest scale only (:func:`fast_later_scales`): they only have to find what the
-erasing newly reveals. ``benchmarks/conditional_inference.py`` and ``09_computation_time`` time
-both side by side and give the mIoU of each on the same images.
+``conditional_inference`` (issue 18): ``"faithful"`` (the default, the paper's numbers) infers every
+patch and every pass of iterative inference with the whole protocol; ``"fast"`` infers split &
+unite's patches at the protocol's largest scale only (:func:`fast_patch_scales`: a patch shrunk to
+half its size is a few map cells, and each forward costs a fixed overhead besides its pixels) and
+iterative inference's passes after the first at its smallest scale only (:func:`fast_later_scales`:
+they only have to find what the erasing newly reveals). ``benchmarks/conditional_inference.py`` and
+``09_computation_time`` time both side by side and give the mIoU of each on the same images, with
+the interval of their difference.
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ from infercam.split_unite import SplitUnite
 PATCH_SCALES = ("per_patch", "common")
 PATCH_BATCHES = ("by_size", "padded")
 CONDITIONAL_INFERENCE = ("faithful", "fast")
-SPLIT_FIELDS = ("many_classes", "buffer", "min_size", "patch_scale", "score_gate", "patch_batches")
+SPLIT_FIELDS = ("many_classes", "buffer", "min_size", "patch_scale", "score_gate", "patch_batches", "conditional_inference")
 ITERATIVE_FIELDS = ("erase_threshold", "stop_fraction", "max_passes", "accumulate", "fill", "conditional_inference")
 KINDS = {(False, False): "baseline", (True, False): "split_unite", (False, True): "iterative", (True, True): "combined"}
 
@@ -67,9 +70,9 @@ class MethodSettings:
 
     def __post_init__(self):
         if self.conditional_inference not in CONDITIONAL_INFERENCE:
-            raise ValueError(f"conditional_inference must be one of {CONDITIONAL_INFERENCE} ('faithful': every pass "
-                             f"at the whole protocol, the paper; 'fast': later passes at its smallest scale), "
-                             f"got {self.conditional_inference!r}")
+            raise ValueError(f"conditional_inference must be one of {CONDITIONAL_INFERENCE} ('faithful': every patch "
+                             f"and pass at the whole protocol, the paper; 'fast': patches at its largest scale, later "
+                             f"passes at its smallest), got {self.conditional_inference!r}")
         if self.patch_batches not in PATCH_BATCHES:
             raise ValueError(f"patch_batches must be one of {PATCH_BATCHES} ('by_size': exact; 'padded': patches of "
                              f"different sizes padded into common batches), got {self.patch_batches!r}")
@@ -101,13 +104,16 @@ class MethodSettings:
         return "-".join([self.kind] + [f"{name}={value}" for name, value in self.changed().items()])
 
     def build(self, scales, flip: bool = True, device="cpu", mixed_precision: bool = False):
-        """The method object, with the CAM protocol's scales and flips at every forward."""
-        protocol = dict(scales=tuple(scales), flip=flip, device=device, mixed_precision=mixed_precision,
+        """The method object, with the CAM protocol's scales and flips at every forward (the fast
+        setting: fewer scales for the patches and the later passes)."""
+        fast = self.conditional_inference == "fast"
+        protocol = dict(scales=fast_patch_scales(scales) if fast and self.split_unite else tuple(scales), flip=flip,
+                        device=device, mixed_precision=mixed_precision,
                         pad_batches=self.split_unite and self.patch_batches == "padded")
         # The combined module's patches stay on their common scale too when asked (normalised after the union).
         on_own_scale = self.patch_scale == "per_patch" or not self.split_unite
         if self.iterative:
-            later_scales = fast_later_scales(scales) if self.conditional_inference == "fast" else None
+            later_scales = fast_later_scales(scales) if fast else None
             inner = IterativeInference(erase_threshold=self.erase_threshold, stop_fraction=self.stop_fraction,
                                        max_passes=self.max_passes, accumulate=self.accumulate, fill=self.fill,
                                        normalise=on_own_scale, later_scales=later_scales, **protocol)
@@ -117,6 +123,12 @@ class MethodSettings:
             return inner
         return SplitUnite(inner, many_classes=self.many_classes, buffer=self.buffer, min_size=self.min_size,
                           score_gate=self.score_gate)
+
+
+def fast_patch_scales(scales) -> tuple[float, ...]:
+    """The scales of split & unite's patches (and of their first pass in the combined module) in the
+    ``"fast"`` setting: the protocol's largest."""
+    return (max(float(scale) for scale in scales),)
 
 
 def fast_later_scales(scales) -> tuple[float, ...]:

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from infercam.affinity import walk_scores
 from infercam.affinity_net import image_affinities
+from infercam.bootstrap import ImageConfusions, paired_bootstrap
 from infercam.cam import infer_in_batches
 from infercam.conditional import MethodSettings
 from infercam.crf import PSA_CRF, CRFSettings, dense_crf
@@ -171,17 +172,27 @@ def time_cam_methods(model, images: list[np.ndarray], class_ids: list, methods: 
 
 
 def with_mious(table: pd.DataFrame, maps: dict[str, list[np.ndarray]], class_ids: list,
-               truths: list[np.ndarray]) -> pd.DataFrame:
+               truths: list[np.ndarray], against: dict[str, str] | None = None) -> pd.DataFrame:
     """``table`` with each method's CAM mIoU (%) at its best background score on the images it
     timed (``maps``: label -> the maps :func:`time_cam_methods` kept; ``truths``: the label maps),
-    so that a faster setting's cost and what it does to the maps are read from one run."""
+    so that a faster setting's cost and what it does to the maps are read from one run.
+    ``against`` (label -> the label it stands in for, e.g. the fast setting -> the faithful one):
+    also the difference of mIoU to that row, with the 95% interval of a paired bootstrap over the
+    images (:func:`infercam.bootstrap.paired_bootstrap`), columns "Δ mIoU", "Δ low", "Δ high"."""
     table = table.copy()
+    confusions = {}
     for label, method_maps in maps.items():
         sweep = ThresholdSweep()
         for cams, ids, truth in zip(method_maps, class_ids, truths):
             sweep.add(cams, ids, truth)
         best = sweep.best()
         table.loc[label, "mIoU (%)"], table.loc[label, "best t"] = 100 * best["miou"], best["threshold"]
+        images = tuple(str(index) for index in range(len(method_maps)))
+        confusions[label] = ImageConfusions(images, sweep.image_confusions(best["threshold"]))
+    for label, reference in (against or {}).items():
+        difference = paired_bootstrap({label: confusions[label], reference: confusions[reference]}, reference).loc[label]
+        for column in ("Δ", "Δ low", "Δ high"):
+            table.loc[label, column.replace("Δ", "Δ mIoU") if column == "Δ" else column] = difference[column]
     return table
 
 

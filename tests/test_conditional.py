@@ -50,9 +50,21 @@ def test_fast_setting_has_its_own_maps_folder_and_is_refused_when_unknown():
     fast = MethodSettings(split_unite=True, iterative=True, conditional_inference="fast")
     assert fast.slug == "combined-conditional_inference=fast"
     assert MethodSettings(conditional_inference="fast").slug == "baseline"  # no passes to make fast
+    assert MethodSettings(split_unite=True, conditional_inference="fast").slug == "split_unite-conditional_inference=fast"
     protocol = dict(scales=[1.0, 0.5], flip=False, device="cpu")
-    assert fast.build(**protocol).inner.later_scales == (0.5,) and fast.build(**protocol).inner.scales == (1.0, 0.5)
     assert MethodSettings(iterative=True).build(**protocol).later_scales is None  # faithful: every pass whole
+    assert MethodSettings(split_unite=True, iterative=True).build(**protocol).inner.scales == (1.0, 0.5)
+
+
+def test_fast_setting_infers_patches_at_the_largest_scale_and_later_passes_at_the_smallest():
+    # catches a fast setting that shrinks the wrong inputs: the patches must keep the protocol's
+    # largest scale (a halved patch is a few map cells), iterative inference alone its whole first pass
+    protocol = dict(scales=[0.5, 1.0, 1.5], flip=False, device="cpu")
+    combined = MethodSettings(split_unite=True, iterative=True, conditional_inference="fast").build(**protocol)
+    assert (combined.inner.scales, combined.inner.later_scales) == ((1.5,), (0.5,))
+    iterative = MethodSettings(iterative=True, conditional_inference="fast").build(**protocol)
+    assert (iterative.scales, iterative.later_scales) == ((0.5, 1.0, 1.5), (0.5,))
+    assert MethodSettings(split_unite=True, conditional_inference="fast").build(**protocol).inner.scales == (1.5,)
     with pytest.raises(ValueError, match="conditional_inference must be one of .*'faithful'.*'fast'.*'quick'"):
         MethodSettings(iterative=True, conditional_inference="quick")
 

@@ -93,6 +93,24 @@ def test_with_mious_scores_each_methods_own_maps_on_the_truth():
     assert np.isnan(table.loc["no maps", "mIoU (%)"])
 
 
+def test_with_mious_gives_the_fast_rows_difference_to_its_faithful_row_with_an_interval():
+    # catches a difference taken against the wrong row or with the sign reversed, and an interval
+    # that does not hold its own point on images where the two rows differ
+    truth = np.zeros((8, 8), np.uint8)
+    truth[:, 4:] = 3
+    exact = np.zeros((1, 8, 8), np.float32)
+    exact[0, :, 4:] = 1
+    half = np.zeros((1, 8, 8), np.float32)
+    half[0, :4, 4:] = 1
+    maps = {"faithful": [exact] * 3 + [half], "fast": [half] * 3 + [exact]}
+    table = pd.DataFrame({"s / image": [1.0, 0.5]}, index=["faithful", "fast"])
+    table = with_mious(table, maps, [[2]] * 4, [truth] * 4, against={"fast": "faithful"})
+    fast = table.loc["fast"]
+    assert fast["Δ mIoU"] == pytest.approx(fast["mIoU (%)"] - table.loc["faithful", "mIoU (%)"]) and fast["Δ mIoU"] < 0
+    assert fast["Δ low"] <= fast["Δ mIoU"] <= fast["Δ high"] and fast["Δ low"] < fast["Δ high"]
+    assert np.isnan(table.loc["faithful", "Δ mIoU"])
+
+
 def test_the_reference_must_be_the_baseline():
     images, class_ids = tiny_images(1)
     with pytest.raises(ValueError, match="baseline"):
