@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from _classifier import benchmark_classifier  # noqa: E402  (beside this script)
 
 FAST = {"conditional_inference": "fast"}
-PADDED = {"patch_batches": "padded"}  # a GPU's lever (fewer, larger forwards); on CPUs time follows the pixels
+PADDED = {"patch_batches": "padded"}  # fewer, larger forwards: for where a forward is mostly a fixed cost
 METHODS = {"baseline": {}, "split & unite": {"split_unite": True}, "split & unite, fast": {"split_unite": True, **FAST},
            "split & unite, padded": {"split_unite": True, **PADDED},
            "iterative": {"iterative": True}, "iterative, fast": {"iterative": True, **FAST},

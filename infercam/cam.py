@@ -93,9 +93,10 @@ def padded_groups(sizes: list[tuple[int, int]], max_padding: float = MAX_PADDING
     """Indices of ``sizes`` ((height, width) each) grouped for one forward per group, each input
     padded to its group's largest height and width: largest first, an input joins the first group
     whose padded pixels stay within ``max_padding`` of its inputs' own pixels. Fewer, larger
-    forwards for split & unite's patches (issue 18): a GPU's lever, where a small input's forward
-    costs about what a large one does; on 2 CPU cores, where the time follows the pixels,
-    ``benchmarks/conditional_inference.py`` measured it slower than patches by size."""
+    forwards for split & unite's patches (issue 18), for where a small input's forward costs about
+    what a large one does: a GPU, and EfficientNet-Lite0 on a CPU, whose forward of a patch is
+    mostly a fixed cost (``benchmarks/conditional_inference.py`` measured it faster than patches by
+    size on the cpu profile; slower with the from-scratch ResNet-18, whose time followed the pixels)."""
     groups: list[list[int]] = []
     for index in sorted(range(len(sizes)), key=lambda i: (-sizes[i][0] * sizes[i][1], i)):
         for group in groups:
