@@ -191,8 +191,7 @@ def with_mious(table: pd.DataFrame, maps: dict[str, list[np.ndarray]], class_ids
         confusions[label] = ImageConfusions(images, sweep.image_confusions(best["threshold"]))
     for label, reference in (against or {}).items():
         difference = paired_bootstrap({label: confusions[label], reference: confusions[reference]}, reference).loc[label]
-        for column in ("Δ", "Δ low", "Δ high"):
-            table.loc[label, column.replace("Δ", "Δ mIoU") if column == "Δ" else column] = difference[column]
+        table.loc[label, ["Δ mIoU", "Δ low", "Δ high"]] = difference[["Δ", "Δ low", "Δ high"]].to_numpy()
     return table
 
 

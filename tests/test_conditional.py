@@ -54,6 +54,8 @@ def test_fast_setting_has_its_own_maps_folder_and_is_refused_when_unknown():
     protocol = dict(scales=[1.0, 0.5], flip=False, device="cpu")
     assert MethodSettings(iterative=True).build(**protocol).later_scales is None  # faithful: every pass whole
     assert MethodSettings(split_unite=True, iterative=True).build(**protocol).inner.scales == (1.0, 0.5)
+    with pytest.raises(ValueError, match="conditional_inference must be one of .*'faithful'.*'fast'.*'quick'"):
+        MethodSettings(iterative=True, conditional_inference="quick")
 
 
 def test_fast_setting_infers_patches_at_the_largest_scale_and_later_passes_at_the_smallest():
@@ -65,8 +67,6 @@ def test_fast_setting_infers_patches_at_the_largest_scale_and_later_passes_at_th
     iterative = MethodSettings(iterative=True, conditional_inference="fast").build(**protocol)
     assert (iterative.scales, iterative.later_scales) == ((0.5, 1.0, 1.5), (0.5,))
     assert MethodSettings(split_unite=True, conditional_inference="fast").build(**protocol).inner.scales == (1.5,)
-    with pytest.raises(ValueError, match="conditional_inference must be one of .*'faithful'.*'fast'.*'quick'"):
-        MethodSettings(iterative=True, conditional_inference="quick")
 
 
 def test_from_parameters_takes_the_settings_among_other_parameters():
