@@ -164,3 +164,47 @@ def show_method_comparison(dataset, names, methods: dict, titles: dict | None = 
             ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def add_class_legend(fig, labels, columns: int = 5):
+    """A legend under the figure naming the colour of every class that appears in ``labels`` (label
+    maps in VOC indices; void and background included when present)."""
+    from matplotlib.patches import Patch
+
+    present = sorted({int(v) for label in labels for v in np.unique(label)})
+    palette = voc_palette()
+    handles = [Patch(facecolor=palette[v] / 255, edgecolor="0.5",
+                     label="void" if v == IGNORE_INDEX else CLASS_NAMES[v]) for v in present]
+    rows = int(np.ceil(len(handles) / columns))
+    bottom = _room_below(fig, 0.25 + 0.22 * rows)
+    fig.legend(handles=handles, loc="lower center", ncol=min(columns, len(handles)), frameon=False,
+               bbox_to_anchor=(0.5, bottom), bbox_transform=fig.transFigure, fontsize=9)
+    return fig
+
+
+def add_cam_colorbar(fig, label: str = "activation (max-normalised)"):
+    """A horizontal colour bar under the figure for the jet-coloured maps of :func:`cam_heatmap`."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    bottom = _room_below(fig, 0.7)
+    axis = fig.add_axes([0.3, bottom + 0.45 / fig.get_figheight(), 0.4, 0.12 / fig.get_figheight()])
+    fig.colorbar(ScalarMappable(Normalize(0, 1), plt.get_cmap("jet")), cax=axis, orientation="horizontal", label=label)
+    return fig
+
+
+def _room_below(fig, inches: float) -> float:
+    """Make the figure ``inches`` taller at the bottom, for a legend or colour bar under the panels
+    (stacked under any added before); the new strip's bottom, as a fraction of the new height."""
+    used = getattr(fig, "_infercam_strips", 0.0)
+    old_height = fig.get_figheight()
+    new_height = old_height + inches
+    for axis in fig.axes:  # keep every panel where it was, in inches from the top
+        box = axis.get_position()
+        axis.set_position([box.x0, (box.y0 * old_height + inches) / new_height, box.width, box.height * old_height / new_height])
+    for legend in fig.legends:
+        anchor = legend.get_bbox_to_anchor().transformed(fig.transFigure.inverted())
+        legend.set_bbox_to_anchor((0.5, (anchor.y0 * old_height + inches) / new_height), transform=fig.transFigure)
+    fig.set_figheight(new_height)
+    fig._infercam_strips = used + inches
+    return 0.0
