@@ -27,7 +27,7 @@ BOOK_DATA := $(if $(filter paper rehearsal,$(PROFILE)),,minivoc)
 # apt-get needs root: CI runs as root, where sudo is often absent; elsewhere sudo must not prompt.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: help venv browser minivoc notebooks ablations seeds book book-only test data-paper rehearsal clean
+.PHONY: help venv browser minivoc notebooks ablations seeds book book-only test data-paper rehearsal clean lab prerequisites
 
 help: ## list the targets
 	@echo "Targets (PROFILE=$(PROFILE); smoke, cpu or paper; e.g. make book PROFILE=smoke):"
@@ -55,6 +55,13 @@ notebooks: venv ## execute every notebook with papermill into build/executed/<pr
 
 ablations: venv ## run the ablation grid (GRID=ablations/cam_methods.yaml) with papermill; skips finished rows
 	$(PY) -m infercam.ablations --profile $(PROFILE) --grid $(GRID)
+
+prerequisites: venv ## run exactly the chapters CHAPTER (e.g. 03_iterative) reads from that have not run for PROFILE
+	@test -n "$(CHAPTER)" || { echo "error: name the chapter: make prerequisites CHAPTER=03_iterative PROFILE=$(PROFILE)" >&2; exit 2; }
+	$(PY) -m infercam.prerequisites --chapter $(CHAPTER) --profile $(PROFILE)
+
+lab: venv ## start JupyterLab from .venv on the notebooks (each chapter says what to run first when it needs to)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 seeds: venv $(BOOK_DATA) ## rerun the classifier and the CAM chapters under each of SEEDS="0 1 2"; each difference's spread
 	$(PY) -m infercam.seeds --profile $(PROFILE) --seeds $(SEEDS)

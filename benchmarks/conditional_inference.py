@@ -99,7 +99,7 @@ def main(argv=None) -> int:
               "a combined module that infers them so costs at least that")
     minutes, fast = paper.CAM_MINUTES, table.loc["combined, fast"]
     print(f"paper: {minutes['ours']} against {minutes['baseline']} minutes on VOC train "
-          f"({minutes['ours'] / minutes['baseline']:.1f} times). Issue 18's goal, the combined module at most 1.5x the "
+          f"({minutes['ours'] / minutes['baseline']:.1f} times). The goal, the combined module at most 1.5x the "
           f"baseline's time within 0.3 mIoU points of the faithful one: fast {fast['× baseline']:.2f}x, "
           f"{fast['Δ mIoU']:+.2f} points")
     return 0

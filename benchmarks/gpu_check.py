@@ -1,4 +1,4 @@
-"""The GPU path checked in one command (issue 19): run it once on a machine with CUDA, a few minutes.
+"""The GPU path checked in one command: run it once on a machine with CUDA, a few minutes.
 
     python benchmarks/gpu_check.py                  # every check on the GPU (device cuda)
     python benchmarks/gpu_check.py --checks resume cams_cpu_vs_gpu

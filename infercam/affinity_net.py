@@ -26,7 +26,7 @@ from tqdm import tqdm
 from infercam.affinity import (FEATURE_STRIDE, affinity_labels, affinity_loss, pair_indices, pair_labels,
                                voc_labels_of, walk_scores)
 from infercam.cam import claim_folder, load_cams, normalise, to_tensor
-from infercam.config import autocast, resolve_mixed_precision, resolve_path
+from infercam.config import autocast, no_bar, resolve_mixed_precision, resolve_path
 from infercam.crf import PSA_CRF, CRFSettings, save_label_maps
 from infercam.models import build_affinity_net
 from infercam.models.affinity import pair_affinities
@@ -49,7 +49,7 @@ def make_affinity_labels(dataset, cam_dir: str | os.PathLike, out_dir: str | os.
     claim_folder(out_dir, {"step": "affinity_labels", "cams": str(resolve_path(cam_dir)), "alpha_low": alpha_low,
                            "alpha_high": alpha_high, "scale": scale, "crf": dataclasses.asdict(crf)})
     scaled_crf = dataclasses.replace(crf, gaussian_sxy=crf.gaussian_sxy * scale, bilateral_sxy=crf.bilateral_sxy * scale)
-    for name in tqdm(_todo(dataset, out_dir, names), desc=f"affinity labels of {dataset.split}", disable=not progress):
+    for name in tqdm(_todo(dataset, out_dir, names), desc=f"affinity labels of {dataset.split}", disable=no_bar(progress)):
         image = dataset.load_image(name)
         cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")
         height, width = image.shape[:2]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from infercam.config import autocast
+from infercam.config import autocast, no_bar
 
 PSA_SCALES = (1.0, 0.5, 1.5, 2.0)
 TIMING_FILE = "timing.json"  # beside the maps: what computing them cost
@@ -93,7 +93,7 @@ def padded_groups(sizes: list[tuple[int, int]], max_padding: float = MAX_PADDING
     """Indices of ``sizes`` ((height, width) each) grouped for one forward per group, each input
     padded to its group's largest height and width: largest first, an input joins the first group
     whose padded pixels stay within ``max_padding`` of its inputs' own pixels. Fewer, larger
-    forwards for split & unite's patches (issue 18), for where a small input's forward costs about
+    forwards for split & unite's patches, for where a small input's forward costs about
     what a large one does: a GPU, and EfficientNet-Lite0 on a CPU, whose forward of a patch is
     mostly a fixed cost (``benchmarks/conditional_inference.py`` measured it faster than patches by
     size on the cpu profile; slower with the from-scratch ResNet-18, whose time followed the pixels)."""
@@ -380,7 +380,7 @@ def infer_method_cams(method, model, dataset, out_dir: str | os.PathLike, baseli
     todo = [name for name in (dataset.names if names is None else names) if not (out_dir / f"{name}.npz").exists()]
     per_forward = batch_size if baseline_dir is None else 1
     with tqdm(total=len(todo), desc=f"{type(method).__name__} maps of {dataset.split}",
-              disable=not (progress and todo)) as bar, _timed(out_dir) as timer:
+              disable=no_bar(progress and bool(todo))) as bar, _timed(out_dir) as timer:
         for batch_names, images in _same_size_batches(dataset, todo, per_forward):
             class_ids = [np.flatnonzero(labels[name]) for name in batch_names]
             if baseline_dir is None:

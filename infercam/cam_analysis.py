@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from infercam.config import no_bar
 from infercam.bootstrap import ImageConfusions, paired_bootstrap
 from infercam.cam import load_cams
 from infercam.metrics import SWEEP_THRESHOLDS, ThresholdSweep, iou_per_class
@@ -134,7 +135,7 @@ def evaluate_cams(dataset, cam_dir: str | os.PathLike, thresholds=SWEEP_THRESHOL
     sweep = ThresholdSweep(thresholds)
     sweeps_by_count = {group: ThresholdSweep(thresholds) for group in CLASS_COUNT_GROUPS}
     images, objects, histograms = [], [], []
-    for name in tqdm(names, desc=f"evaluate CAMs of {dataset.split}", disable=not progress):
+    for name in tqdm(names, desc=f"evaluate CAMs of {dataset.split}", disable=no_bar(progress)):
         cams, class_ids = load_cams(cam_dir / f"{name}.npz")
         truth = dataset.load_label(name)
         group = class_count_group(len(class_ids))

@@ -1,5 +1,5 @@
 """Side-by-side numbers of two runs of the same chapter, read from their metrics files: the
-sensitivity of a chapter's conclusions to a choice made for the whole run (issue 15: a classifier
+sensitivity of a chapter's conclusions to a choice made for the whole run (e.g. a classifier
 trained from scratch against one that starts from ImageNet)."""
 from __future__ import annotations
 

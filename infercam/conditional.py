@@ -11,7 +11,7 @@ Defaults follow the paper: no overlap between patches, images with 3+ classes sp
 each patch max-normalised on its own, erase at 0.7 with the original image's mean colour, stop below
 1% newly erased, passes summed.
 
-``conditional_inference`` (issue 18): ``"faithful"`` (the default, the paper's numbers) infers every
+``conditional_inference``: ``"faithful"`` (the default, the paper's numbers) infers every
 patch and every pass of iterative inference with the whole protocol; ``"fast"`` infers split &
 unite's patches at the protocol's largest scale only (:func:`fast_patch_scales`: a patch shrunk to
 half its size is a few map cells, and each forward costs a fixed overhead besides its pixels) and

@@ -19,6 +19,18 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = PROJECT_ROOT / "profiles"
 
 
+def bars_off() -> bool:
+    """Whether the environment turns every progress bar off (``TQDM_DISABLE``, which the book's
+    runner sets for its kernels: a bar frozen at its last state is noise on a static page)."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def no_bar(progress: bool) -> bool:
+    """tqdm's ``disable`` for a step called with ``progress``. tqdm reads ``TQDM_DISABLE`` only as a
+    default, which an explicit ``disable=False`` overrides, so every bar asks here."""
+    return not progress or bars_off()
+
+
 def resolve_path(path: str | os.PathLike) -> Path:
     """Absolute paths stay; relative ones are taken from the repository root."""
     path = Path(path).expanduser()
@@ -241,7 +253,7 @@ def cuda_computes_bfloat16(device) -> bool:
 def resolve_mixed_precision(setting: bool | str, device) -> bool:
     """Whether the networks compute in bfloat16 autocast on ``device``. ``"auto"`` (the default):
     on a GPU with bfloat16 units (compute capability 8.0+), float32 elsewhere, and always float32
-    on a CPU, so that a seed gives the same numbers on every CPU (issue 17: bfloat16 on a CPU with
+    on a CPU, so that a seed gives the same numbers on every CPU (bfloat16 on a CPU with
     bfloat16 units moved the classifier's val mAP by 2 points). ``"native"``: also on CPUs with
     bfloat16 units (AVX-512 BF16, AMX; faster, see ``benchmarks/cpu_precision.py``, with numbers
     that depend on the CPU). True or False force it (bfloat16 on a device that only emulates it

@@ -16,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from infercam.cam import claim_folder
-from infercam.config import resolve_path
+from infercam.config import no_bar, resolve_path
 from infercam.voc import save_label_png
 
 
@@ -72,7 +72,7 @@ def save_label_maps(dataset, names: list[str], scores_of, out_dir: str | os.Path
     for settings, folder in outputs.items():
         claim_folder(folder, {**record, "crf": dataclasses.asdict(settings) if settings else None})
     todo = [name for name in names if any(not (folder / f"{name}.png").exists() for folder in outputs.values())]
-    for name in tqdm(todo, desc=desc, disable=not progress):
+    for name in tqdm(todo, desc=desc, disable=no_bar(progress)):
         image = dataset.load_image(name)
         scores, labels = scores_of(name, image)
         for settings, folder in outputs.items():

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from infercam.config import resolve_path
+from infercam.config import no_bar, resolve_path
 from infercam.voc import IGNORE_INDEX, VOC_CLASSES, image_level_label, load_label_png, read_annotation_classes
 
 
@@ -113,7 +113,7 @@ def image_table(dataset: VOCSegmentation, progress: bool = True):
     from tqdm import tqdm  # text bars: no ipywidgets needed, and they render in the static book
 
     rows = []
-    for name in tqdm(dataset.names, desc=f"statistics of {dataset.split}", disable=not progress):
+    for name in tqdm(dataset.names, desc=f"statistics of {dataset.split}", disable=no_bar(progress)):
         label = dataset.load_label(name)
         objects = read_annotation_classes(dataset.root / "Annotations" / f"{name}.xml")
         rows.append({"name": name, "classes": len(set(objects)), "objects": len(objects),

@@ -23,7 +23,7 @@ takes it per scale of the normalised input: the same colour up to resampling).
 The image is erased once, before it is scaled and flipped, so the flipped inputs are erased where
 the unflipped ones are (the official code erases flipped inputs with the unflipped mask).
 
-``later_scales`` (issue 18, the ``"fast"`` setting of :class:`infercam.conditional.MethodSettings`):
+``later_scales`` (the ``"fast"`` setting of :class:`infercam.conditional.MethodSettings`):
 the scales of the passes after the first, which only have to find what the erasing newly reveals.
 None (the paper) repeats the whole protocol at every pass. A later pass's raw maps are summed over
 fewer inputs, so they are weighed by (inputs of the protocol) / (inputs of the later pass) to stay
@@ -94,17 +94,23 @@ class IterativeInference:
     def run(self, model, image: np.ndarray, class_ids) -> tuple[np.ndarray, list[IterativePass]]:
         return self.run_batch(model, [image], [class_ids])[0]
 
-    def run_batch(self, model, images: list[np.ndarray], class_ids: list) -> list[tuple[np.ndarray, list[IterativePass]]]:
-        """(maps, passes) of each image. The images' passes run in lock-step, one forward per scale
-        for all the images still iterating; each image stops on its own, so every image gets what it
+    def run_batch(self, model, images: list[np.ndarray], class_ids: list
+                  ) -> list[tuple[np.ndarray, list[IterativePass]]]:
+        """(maps, passes) of each image. The images' passes run in
+        lock-step, one forward per scale for all the images still
+        iterating; each image stops on its own, so every image gets what it
         would get alone."""
-        states = [_Iteration(image, [int(c) for c in ids]) for image, ids in zip(images, class_ids)]
+        states = [_Iteration(image, [int(c) for c in ids])
+                  for image, ids in zip(images, class_ids)]
         active = [state for state in states if state.class_ids]
-        first = True  # the images iterate in lock-step: all of them are at their first pass, or none
+        first = True  # lock-step: all images are at their first pass, or none
         while active:
-            scales = self.scales if first or self.later_scales is None else self.later_scales
-            raws = response_maps(model, [state.current for state in active], [state.class_ids for state in active],
-                                 scales, self.flip, self.device, self.mixed_precision, self.pad_batches)
+            later = not first and self.later_scales is not None
+            scales = self.later_scales if later else self.scales
+            raws = response_maps(model, [state.current for state in active],
+                                 [state.class_ids for state in active], scales,
+                                 self.flip, self.device, self.mixed_precision,
+                                 self.pad_batches)
             weight = len(self.scales) / len(scales)
             for state, raw in zip(active, raws):
                 self._add_pass(state, raw if weight == 1 else raw * weight)
@@ -113,24 +119,38 @@ class IterativeInference:
         return [(self._result(state), state.passes) for state in states]
 
     def _add_pass(self, state: "_Iteration", raw: torch.Tensor) -> None:
+        """Add one pass's raw maps to the image's total, then erase what
+        the pass newly finds at or above ``erase_threshold`` for the next
+        pass, or stop when that is under ``stop_fraction`` of the image (or
+        the passes reach ``max_passes``)."""
         normalised = max_normalise(raw)
-        if state.total is None:
-            state.total = raw if self.accumulate == "sum" else normalised
-        elif self.accumulate == "sum":
-            state.total = state.total + raw
-        elif self.accumulate == "normalised_sum":
-            state.total = state.total + normalised
-        else:
-            state.total = torch.maximum(state.total, normalised)
+        state.total = self._accumulated(state.total, raw, normalised)
         maps = normalised.cpu().numpy()
+        # new: some class at or above the threshold, not erased before
         new = (maps.max(axis=0) >= self.erase_threshold) & ~state.erased
         state.passes.append(IterativePass(maps, new, float(new.mean())))
-        if new.mean() < self.stop_fraction or len(state.passes) == self.max_passes:
+        if (new.mean() < self.stop_fraction
+                or len(state.passes) == self.max_passes):
             state.done = True
             return
         state.erased |= new
-        fill = _mean_colour(state.image if self.fill == "original_mean" else state.current)
+        original = self.fill == "original_mean"
+        fill = _mean_colour(state.image if original else state.current)
         state.current[state.erased] = fill
+
+    def _accumulated(self, total: torch.Tensor | None, raw: torch.Tensor,
+                     normalised: torch.Tensor) -> torch.Tensor:
+        """The passes so far (``total``; None before the first) with this
+        pass added: its raw maps summed (``"sum"``), its max-normalised
+        maps summed (``"normalised_sum"``) or kept where they exceed the
+        running maximum (``"max"``)."""
+        if self.accumulate == "sum":
+            return raw if total is None else total + raw
+        if total is None:
+            return normalised
+        if self.accumulate == "normalised_sum":
+            return total + normalised
+        return torch.maximum(total, normalised)
 
     def _result(self, state: "_Iteration") -> np.ndarray:
         if state.total is None:  # no classes

@@ -36,6 +36,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 from scipy import ndimage
 from tqdm import tqdm  # text bars: no ipywidgets needed, and they render in the static book
 
+from infercam.config import no_bar
 from infercam.glyphs import DISTRACTOR_GLYPHS, Glyph, class_glyphs, distractor_glyphs, salient_object_glyphs
 from infercam.voc import IGNORE_INDEX, VOC_CLASSES, save_label_png
 
@@ -468,7 +469,7 @@ def generate_minivoc(root: str | os.PathLike, config: MiniVOCConfig, workers: in
     meta_path.write_text(json.dumps(_config_to_json(config), indent=2, sort_keys=True))
 
     jobs = [(root, config, split, index) for split in SPLITS for index in range(config.split_size(split))]
-    bar = tqdm(total=len(jobs), desc=f"mini-VOC -> {root}", unit="img", disable=not progress)
+    bar = tqdm(total=len(jobs), desc=f"mini-VOC -> {root}", unit="img", disable=no_bar(progress))
     if workers > 1:
         from multiprocessing import get_context
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import datetime as _dt
 import json
 import os
@@ -63,7 +64,12 @@ class _ThisInterpreterKernelManager(AsyncKernelManager):
         if self._kernel_spec is None:
             from ipykernel.kernelspec import get_kernel_dict  # argv = [sys.executable, "-m", "ipykernel_launcher", ...]
 
-            self._kernel_spec = KernelSpec(**get_kernel_dict())
+            spec = get_kernel_dict()
+            # Only the kernel's errors: its startup warning ("Kernel is running over TCP without
+            # encryption", about the loopback connection to this process) lands in the chapter's
+            # output when a chapter itself runs notebooks (the ablation grid).
+            spec["argv"] = [*spec["argv"], "--IPKernelApp.log_level=ERROR"]
+            self._kernel_spec = KernelSpec(**spec)
         return self._kernel_spec
 
 
@@ -144,7 +150,8 @@ def terminal_text(text: str) -> str:
 
 
 def collapse_streams(path: Path) -> None:
-    """Merge each cell's consecutive stdout/stderr chunks and apply :func:`terminal_text`."""
+    """Merge each cell's consecutive stdout/stderr chunks, apply :func:`terminal_text`, and drop the
+    streams that are left blank."""
     notebook = nbformat.read(path, as_version=4)
     for cell in notebook.cells:
         merged = []
@@ -158,7 +165,8 @@ def collapse_streams(path: Path) -> None:
             if output.output_type == "stream":
                 output.text = terminal_text(output.text)
         if "outputs" in cell:
-            cell.outputs = merged
+            # a stream left blank (a bar that erased itself) would show as an empty box in the book
+            cell.outputs = [output for output in merged if output.output_type != "stream" or output.text.strip()]
     nbformat.write(notebook, path)
 
 
@@ -180,19 +188,42 @@ def notebook_parameters(notebook: str | os.PathLike, parameters: dict) -> dict:
     return chosen
 
 
+# What the kernels that execute notebooks for the book inherit: no progress bars (tqdm reads TQDM_*
+# variables when it is imported), which would otherwise fill the book with bars frozen at their
+# last state. A person running a chapter in JupyterLab or a script keeps them.
+KERNEL_ENVIRONMENT = {"TQDM_DISABLE": "1"}
+
+
+@contextlib.contextmanager
+def kernel_environment(variables: dict[str, str] = KERNEL_ENVIRONMENT):
+    """Set ``variables`` in this process's environment, which a kernel started meanwhile inherits;
+    restore the previous values (or their absence) afterwards."""
+    before = {name: os.environ.get(name) for name in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def execute_notebook(notebook: Path, output: Path, parameters: dict, log_output: bool = False,
                      progress_bar: bool = True) -> NotebookFailed | None:
     """Run one notebook with papermill into ``output`` (cwd: the repository root) with those of
     ``parameters`` that its parameters cell declares (a profile serves every notebook, and the
-    book shows the injected values: only the notebook's own belong there); the failure, naming
-    the notebook and the failing cell, or None."""
+    book shows the injected values: only the notebook's own belong there), its kernel started in
+    :data:`KERNEL_ENVIRONMENT`; the failure, naming the notebook and the failing cell, or None."""
     parameters = notebook_parameters(notebook, parameters)
     try:
-        papermill.execute_notebook(
-            notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
-            kernel_name="python3", language="python", progress_bar=progress_bar, log_output=log_output,
-            kernel_manager_class=_ThisInterpreterKernelManager,
-        )
+        with kernel_environment():
+            papermill.execute_notebook(
+                notebook, output, parameters=parameters, cwd=PROJECT_ROOT,
+                kernel_name="python3", language="python", progress_bar=progress_bar, log_output=log_output,
+                kernel_manager_class=_ThisInterpreterKernelManager,
+            )
     except PapermillExecutionError as error:
         return NotebookFailed(notebook, output, f"{error.ename}: {error.evalue}",
                               _committed_cell_index(notebook, error.cell_index, bool(parameters)), error.source)

@@ -21,6 +21,7 @@ import pandas as pd
 from infercam import paper
 from infercam.bootstrap import conclusion, paired_bootstrap, verdict_of
 from infercam.config import resolve_path
+from infercam.page import shown_path
 from infercam.runs import read_confusions
 from infercam.sbd import TRAIN_AUG_COUNT, VOC_TRAIN_COUNT
 from infercam.segmentation import GROUND_TRUTH
@@ -62,7 +63,7 @@ def load_runs(work_dirs: dict[str, str | os.PathLike]) -> tuple[dict[str, dict[s
         if steps:
             runs[profile] = steps
         else:
-            skipped[profile] = f"no metrics files in {folder}"
+            skipped[profile] = f"no metrics files in {shown_path(folder)}"
     return runs, skipped
 
 
@@ -368,6 +369,23 @@ def provenance(runs: dict) -> pd.DataFrame:
     return table
 
 
+def provenance_long(runs: dict) -> pd.DataFrame:
+    """:func:`provenance` narrow enough for a phone: per profile, each field (date, seed, device,
+    precision, versions, commit...) with the steps that share its value, so that a value common to
+    every step is one row. Columns: profile, field, value, steps."""
+    wide = provenance(runs)
+    rows = []
+    for profile, steps in wide.groupby(level="profile", sort=True):
+        steps = steps.droplevel("profile")
+        for field in steps.columns:
+            values = steps[field].map(lambda value: "—" if value is None or (isinstance(value, float) and math.isnan(value))
+                                      else str(value)[:10] if field == "date" else str(value))
+            for value, members in values.groupby(values, sort=False):
+                rows.append({"profile": profile, "field": field, "value": value,
+                             "steps": "all" if len(members) == len(steps) else ", ".join(members.index)})
+    return pd.DataFrame(rows, columns=["profile", "field", "value", "steps"]).set_index(["profile", "field"])
+
+
 def _context_row(payload: dict) -> dict:
     context = payload.get("context", {})
     versions = context.get("versions", {})
@@ -404,6 +422,53 @@ def sample_sizes(runs: dict) -> pd.DataFrame:
                          for profile, steps in runs.items()}, dtype=float)
 
 
+def _first_of(count, total) -> str:
+    if count is None:
+        return "—"
+    return f"all {int(count)}" if total is not None and int(count) >= int(total) else \
+        f"first {int(count)}" + (f" of {int(total)}" if total is not None else "")
+
+
+def baseline_by_subset(steps: dict) -> pd.DataFrame:
+    """The baseline CAM's mIoU (%) on each subset of images a chapter measured it on (``steps``: one
+    profile's {step: metrics}): each chapter measures the first images of a split, not always as
+    many, so the baseline differs from table to table. Rows: where it is shown; columns: split,
+    images ("first 60 of 300"), baseline mIoU (%)."""
+    splits = steps.get("00_minivoc", {}).get("splits", {})
+    rows = {}
+
+    def add(where, split, count, miou):
+        if count is not None and miou is not None:
+            rows[where] = {"split": split, "images": _first_of(count, splits.get(split)), "baseline mIoU (%)": miou}
+
+    cams = steps.get("01_baseline_cam", {}).get("cams", {})
+    for split in ("train", "val"):
+        add(f"the baseline chapter (01), {split}", split, cams.get(split, {}).get("images"),
+            100 * cams[split]["miou"] if cams.get(split, {}).get("miou") is not None else None)
+    combined = steps.get("04_combined", {})
+    for split in ("train", "val"):
+        add(f"Table 1{', 3' if split == 'train' else ''} (the combined chapter, 04), {split}", split,
+            combined.get("images", {}).get(split), combined.get("table1", {}).get("baseline", {}).get(f"{split} mIoU (%)"))
+    ablation = steps.get("05_ablations", {})
+    baseline = ablation.get("table", {}).get("baseline", {})
+    add("Table 2 (the ablation batch, 05), " + ablation.get("parameters", {}).get("evaluation_split", "val"),
+        ablation.get("parameters", {}).get("evaluation_split", "val"), baseline.get("images"), baseline.get("mIoU (%)"))
+    retraining = steps.get("06_split_retraining", {})
+    for split in ("train", "val"):
+        add(f"Table 4 (the re-training chapter, 06), {split}", split, retraining.get("images", {}).get(split),
+            retraining.get("table4", {}).get("baseline classifier: baseline CAM", {}).get(f"{split} mIoU (%)"))
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["split", "images", "baseline mIoU (%)"])
+
+
+def intervals_view(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Rows of :func:`difference_intervals` (one table's) as the chapter shows them: the images, the
+    difference with its 95% interval, and what the interval says."""
+    return pd.DataFrame({"images": intervals["images"].astype(int),
+                         "Δ (95% interval)": [difference_text(*row) for row in intervals[["Δ", "Δ low", "Δ high"]].itertuples(index=False)],
+                         "says": [conclusion(low, high) for low, high in intervals[["Δ low", "Δ high"]].itertuples(index=False)]},
+                        index=intervals.index)
+
+
 def missing_note(table: pd.DataFrame) -> str:
     """Markdown naming the profiles a table could not show (or show whole), and why."""
     missing = table.attrs.get("missing", {})
@@ -421,24 +486,52 @@ def to_json(table: pd.DataFrame) -> dict:
     return {"columns": list(table.columns), "rows": rows, "missing": table.attrs.get("missing", {})}
 
 
-def agreement(gains_table: pd.DataFrame) -> pd.DataFrame:
-    """Per profile: how many of the paper's effects (the ``Δ`` rows with a number in both columns)
-    it measured, how many went the paper's way (same sign), and the mean of ours − the paper's."""
+def agreement(gains_table: pd.DataFrame, intervals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per profile: how many of the paper's effects (the ``Δ`` rows with a number in both columns) it
+    measured, and what became of them (:func:`infercam.findings.outcome`): reproduced (the 95%
+    interval excludes zero on the paper's side), within noise (the interval holds zero), the
+    opposite beyond noise, and, for differences without an interval (``intervals``: rows of
+    :func:`difference_intervals`; None: none has one), whether the sign alone is the paper's; then
+    the mean of ours − the paper's. Counts are integers."""
+    from infercam.findings import outcome  # findings builds on this module
+
     rows = {}
     for profile in gains_table.columns.drop(PAPER):
         both = gains_table[[PAPER, profile]].dropna()
+        counts = {}
+        for (table, row, measure), values in both.iterrows():
+            key = (table, row, measure, profile)
+            found = intervals.loc[key] if intervals is not None and key in intervals.index else None
+            said = outcome(values[PAPER], values[profile], *((found["Δ low"], found["Δ high"]) if found is not None else (None, None)))
+            counts[said] = counts.get(said, 0) + 1
         rows[profile] = {"effects measured": len(both),
-                         "same direction as the paper": int((both[PAPER] * both[profile] > 0).sum()),
+                         "reproduced (95% interval on the paper's side)": counts.get("reproduces", 0),
+                         "within noise (interval holds 0)": counts.get("within noise", 0),
+                         "the opposite, beyond noise": counts.get("the opposite, beyond noise", 0),
+                         "no interval: same sign": counts.get("same sign, no interval", 0),
+                         "no interval: other sign": counts.get("other sign, no interval", 0),
                          "mean of ours − paper (points)": (both[profile] - both[PAPER]).mean() if len(both) else float("nan")}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    counts = [column for column in table.columns if not column.startswith("mean")]
+    return table.astype({column: int for column in counts})
 
 
-def choices_against_rules(ablation: dict) -> pd.DataFrame:
+def choices_against_rules(ablation: dict, work_dir: str | os.PathLike | None = None, seed: int = 0) -> pd.DataFrame:
     """The ablation batch's rows that change one of the paper's rules (an official-code choice or an
-    alternative), each beside the row of the same module with the paper's rules: mIoU (%) and
-    the difference. ``ablation``: ``05_ablations``'s ``table`` (configuration -> its row)."""
+    alternative), each beside the row of the same module with the paper's rules: mIoU (%), the
+    difference (this choice − the paper's rules), whether it is the official code's choice where the
+    paper's text says otherwise (``official code``, from the grid), and, with ``work_dir``, the
+    difference's 95% interval from a paired bootstrap over the images (``Δ low``, ``Δ high``; NaN
+    where a run saved no per-image confusions). ``ablation``: ``05_ablations``'s ``table``
+    (configuration -> its row)."""
     table = pd.DataFrame.from_dict(ablation, orient="index")
+    if "official code" not in table:  # a table saved before the grid marked the official code's choices
+        from infercam.ablations import load_grid
+
+        marked = {configuration.name: configuration.official_code for configuration in load_grid().configurations}
+        table["official code"] = [marked.get(name, False) for name in table.index]
     by_maps = table.set_index("maps")["mIoU (%)"]
+    rule_rows = {row["maps"]: name for name, row in table.iterrows()}
     rows = {}
     for name, row in table.iterrows():
         kind = row["maps"].split("-")[0]
@@ -446,8 +539,28 @@ def choices_against_rules(ablation: dict) -> pd.DataFrame:
             continue
         rows[name] = {"choice": row["description"], "the paper's rules": kind, "paper's rules (%)": by_maps[kind],
                       "this choice (%)": row["mIoU (%)"], "Δ (points)": row["mIoU (%)"] - by_maps[kind],
-                      "images": row["images"]}
+                      "Δ low": float("nan"), "Δ high": float("nan"),
+                      "official code": bool(row.get("official code", False)), "images": row["images"]}
+        if work_dir is not None:
+            saved = {side: read_confusions(work_dir, f"ablation/{ABLATION_GRID}/{configuration}").get(configuration)
+                     for side, configuration in (("choice", name), ("rules", rule_rows[kind]))}
+            if None not in saved.values():
+                found = paired_bootstrap(saved, "rules", seed=seed).loc["choice"]
+                rows[name] |= {"Δ low": found["Δ low"], "Δ high": found["Δ high"]}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("configuration")
+
+
+def choices_view(choices: pd.DataFrame) -> pd.DataFrame:
+    """:func:`choices_against_rules` as the chapter shows it: what each row changes, its difference
+    to the paper's rules with the 95% interval and what that says, and whether it is the official
+    code's choice."""
+    return pd.DataFrame({
+        "choice": choices["choice"].to_list(),
+        "Δ choice − paper's rules (95% interval)": [difference_text(*row) for row in
+                                                    choices[["Δ (points)", "Δ low", "Δ high"]].itertuples(index=False)],
+        "says": ["—" if pd.isna(low) else conclusion(low, high) for low, high in choices[["Δ low", "Δ high"]].itertuples(index=False)],
+        "official code": ["yes" if flag else "no" for flag in choices["official code"]],
+    }, index=[name.replace("_", "_\u200b") for name in choices.index]).rename_axis("configuration")
 
 
 def aamr_choices(segmentation: dict) -> pd.DataFrame:
@@ -459,3 +572,30 @@ def aamr_choices(segmentation: dict) -> pd.DataFrame:
         rows[name.removeprefix("aamr-")] = {**{f"{crf} (%)": values[crf] for crf in ("no CRF", "CRF")},
                                             **({f"Δ {crf}": values[crf] - ours[crf] for crf in ("no CRF", "CRF")} if ours else {})}
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("choice changed")
+
+
+def difference_text(delta: float, low: float | None = None, high: float | None = None) -> str:
+    """A difference and its 95% interval as one short table cell, e.g. "+1.20 (-0.35 to +2.71)";
+    "—" for a missing difference, the difference alone without an interval."""
+    if delta is None or pd.isna(delta):
+        return "—"
+    if low is None or high is None or pd.isna(low) or pd.isna(high):
+        return f"{delta:+.2f}"
+    return f"{delta:+.2f} ({low:+.2f} to {high:+.2f})"
+
+
+def readable(table: pd.DataFrame, decimals: int | dict[str, int] = 2, integers: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A table as the book shows it: numbers rounded to ``decimals`` (or ``{column: decimals}``, 2 for
+    the others), the columns of integer type and those named in ``integers`` as whole numbers (a
+    count is "500", not "500.0"), missing cells "—"."""
+    shown = table.copy().astype(object)
+    for column in table.columns:
+        values = table[column]
+        if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+            shown[column] = [("—" if value is None or (isinstance(value, float) and math.isnan(value)) else value)
+                             for value in values]
+            continue
+        whole = column in integers or pd.api.types.is_integer_dtype(values)
+        places = decimals.get(column, 2) if isinstance(decimals, dict) else decimals
+        shown[column] = ["—" if pd.isna(value) else f"{value:.0f}" if whole else f"{value:.{places}f}" for value in values]
+    return shown

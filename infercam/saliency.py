@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from scipy import ndimage
+from infercam.config import no_bar
 from tqdm import tqdm
 
 _SRGB_TO_XYZ = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
@@ -78,6 +79,6 @@ def make_saliency_maps(dataset, out_dir: str | os.PathLike, names: list[str] | N
     interrupted run continues."""
     out_dir = Path(out_dir)
     todo = [n for n in (dataset.names if names is None else names) if not (out_dir / f"{n}.png").exists()]
-    for name in tqdm(todo, desc=f"saliency of {dataset.split}", disable=not (progress and todo)):
+    for name in tqdm(todo, desc=f"saliency of {dataset.split}", disable=no_bar(progress and bool(todo))):
         save_saliency(detector(dataset.load_image(name)), out_dir / f"{name}.png")
     return out_dir

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from infercam.cam import normalise, to_tensor
-from infercam.config import autocast
+from infercam.config import autocast, no_bar
 from infercam.minivoc import compose_saliency_scene
 from infercam.models import build_segmenter
 from infercam.training import TrainingSettings, fit, load_finished
@@ -57,7 +57,7 @@ class SaliencyScenes(torch.utils.data.Dataset):
     def __init__(self, num_scenes: int, size: int, augment: ClassificationAugment, seed: int = 0, progress: bool = True):
         rng = np.random.default_rng([seed, 2022])
         self.scenes = [compose_saliency_scene(rng, size)
-                       for _ in tqdm(range(num_scenes), desc="saliency training scenes", disable=not progress, leave=False)]
+                       for _ in tqdm(range(num_scenes), desc="saliency training scenes", disable=no_bar(progress), leave=False)]
         self.augment = augment
 
     def __len__(self) -> int:

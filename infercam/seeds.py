@@ -166,10 +166,12 @@ def spreads_to_show(work_dirs: dict[str, str | os.PathLike], profile: str,
     nothing about this one's numbers)."""
     collected = {name: spread for name, path in work_dirs.items()
                  if (spread := read_seed_spread(seeds_dir(path))) is not None}
-    spreads = {f"{name} (`{seed_table_paths(work_dirs[name])[0]}`)": spread for name, spread in collected.items()}
+    from infercam.page import shown_path  # the book shows paths relative to the repository
+
+    spreads = {f"{name} (`{shown_path(seed_table_paths(work_dirs[name])[0])}`)": spread for name, spread in collected.items()}
     kept_spread = read_seed_spread(kept) if kept and profile not in collected else None
     if kept_spread is not None and {context.get("profile") for context in kept_spread[1].values()} == {profile}:
-        spreads[f"{profile}, kept in the repository (`{kept}`)"] = kept_spread
+        spreads[f"{profile}, kept in the repository (`{shown_path(resolve_path(kept))}`)"] = kept_spread
     return spreads
 
 

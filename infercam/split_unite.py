@@ -57,79 +57,107 @@ class Patch:
 
 
 def centre_of_mass(cam: np.ndarray) -> tuple[float, float]:
-    """(y, x) centre of mass of a non-negative map; the image centre for a map that is all zero."""
+    """(y, x) centre of mass of a non-negative map; the image centre for
+    a map that is all zero."""
     cam = np.clip(np.asarray(cam, dtype=np.float64), 0, None)
     total = cam.sum()
     height, width = cam.shape
     if total <= 0:
         return (height - 1) / 2, (width - 1) / 2
     ys, xs = np.arange(height), np.arange(width)
-    return float(ys @ cam.sum(axis=1) / total), float(xs @ cam.sum(axis=0) / total)
+    y = ys @ cam.sum(axis=1) / total  # activation-weighted mean row
+    x = xs @ cam.sum(axis=0) / total  # and column
+    return float(y), float(x)
 
 
 def _split_line(coordinate: float, size: int, min_size: int) -> int:
-    """The pixel boundary at a centre coordinate (pixels < it go up/left, >= it down/right), kept
-    ``min_size`` pixels from either edge so that no patch is a sliver."""
-    return int(np.clip(np.floor(coordinate + 0.5), min_size, size - min_size))  # not round(): it rounds .5 to even
+    """The pixel boundary at a centre coordinate (pixels < it go up/left,
+    >= it down/right), kept ``min_size`` pixels from either edge so that
+    no patch is a sliver."""
+    line = np.floor(coordinate + 0.5)  # not round(): it rounds .5 to even
+    return int(np.clip(line, min_size, size - min_size))
 
 
-def quadrant_boxes(centre: tuple[float, float], height: int, width: int, buffer: int = 0,
-                   min_size: int = 16) -> list[tuple[int, int, int, int]]:
-    """The four quadrants about ``centre`` as (top, left, bottom, right), each reaching ``buffer``
-    pixels into its neighbours, clipped to the image."""
-    y, x = _split_line(centre[0], height, min_size), _split_line(centre[1], width, min_size)
+def quadrant_boxes(centre: tuple[float, float], height: int, width: int,
+                   buffer: int = 0, min_size: int = 16) -> list[tuple]:
+    """The four quadrants about ``centre`` as (top, left, bottom, right),
+    each reaching ``buffer`` pixels into its neighbours, clipped to the
+    image."""
+    y = _split_line(centre[0], height, min_size)
+    x = _split_line(centre[1], width, min_size)
     return [(0, 0, min(y + buffer, height), min(x + buffer, width)),
             (0, max(x - buffer, 0), min(y + buffer, height), width),
             (max(y - buffer, 0), 0, height, min(x + buffer, width)),
             (max(y - buffer, 0), max(x - buffer, 0), height, width)]
 
 
-def rectangle_boxes(first: tuple[float, float], second: tuple[float, float], height: int, width: int,
-                    buffer: int = 0, min_size: int = 16) -> list[tuple[int, int, int, int]]:
-    """Two classes: the rectangle spanned by the two centres (grown by ``buffer``) lies in each of
-    the four patches, which reach from it to one corner of the image each."""
-    top = max(_split_line(min(first[0], second[0]), height, min_size) - buffer, 0)
-    bottom = min(_split_line(max(first[0], second[0]), height, min_size) + buffer, height)
-    left = max(_split_line(min(first[1], second[1]), width, min_size) - buffer, 0)
-    right = min(_split_line(max(first[1], second[1]), width, min_size) + buffer, width)
-    return [(0, 0, bottom, right), (0, left, bottom, width), (top, 0, height, right), (top, left, height, width)]
+def rectangle_boxes(first: tuple[float, float], second: tuple[float, float],
+                    height: int, width: int, buffer: int = 0,
+                    min_size: int = 16) -> list[tuple]:
+    """Two classes: the rectangle spanned by the two centres (grown by
+    ``buffer``) lies in each of the four patches, which reach from it to
+    one corner of the image each."""
+    y0, y1 = sorted([first[0], second[0]])
+    x0, x1 = sorted([first[1], second[1]])
+    top = max(_split_line(y0, height, min_size) - buffer, 0)
+    bottom = min(_split_line(y1, height, min_size) + buffer, height)
+    left = max(_split_line(x0, width, min_size) - buffer, 0)
+    right = min(_split_line(x1, width, min_size) + buffer, width)
+    return [(0, 0, bottom, right), (0, left, bottom, width),
+            (top, 0, height, right), (top, left, height, width)]
 
 
-def plan_patches(cams: np.ndarray, class_ids, many_classes: str = "per_class", buffer: int = 0,
+def plan_patches(cams: np.ndarray, class_ids,
+                 many_classes: str = "per_class", buffer: int = 0,
                  min_size: int = 16) -> list[Patch]:
-    """The patches to infer for an image from its baseline CAMs (K, H, W) of ``class_ids``; none
-    for an image smaller than two ``min_size`` patches or (``many_classes="none"``) with 3+ classes."""
+    """The patches to infer for an image from its baseline CAMs (K, H, W)
+    of ``class_ids``; none for an image smaller than two ``min_size``
+    patches or (``many_classes="none"``) with 3+ classes."""
     if many_classes not in ("per_class", "none"):
-        raise ValueError(f"many_classes must be 'per_class' or 'none', got {many_classes!r}")
+        raise ValueError(f"many_classes must be 'per_class' or 'none', "
+                         f"got {many_classes!r}")
     class_ids = tuple(int(c) for c in class_ids)
     height, width = cams.shape[1:]
     if min(height, width) < 2 * min_size or not class_ids:
         return []
     centres = [centre_of_mass(cam) for cam in cams]
+    size = dict(height=height, width=width, buffer=buffer,
+                min_size=min_size)
     if len(class_ids) == 1:
-        boxes = [(box, class_ids) for box in quadrant_boxes(centres[0], height, width, buffer, min_size)]
+        boxes = [(box, class_ids)
+                 for box in quadrant_boxes(centres[0], **size)]
     elif len(class_ids) == 2:
-        boxes = [(box, class_ids) for box in rectangle_boxes(centres[0], centres[1], height, width, buffer, min_size)]
-    elif many_classes == "per_class":
+        boxes = [(box, class_ids)
+                 for box in rectangle_boxes(centres[0], centres[1], **size)]
+    elif many_classes == "per_class":  # quadrants about each class's centre
         boxes = [(box, (c,)) for c, centre in zip(class_ids, centres)
-                 for box in quadrant_boxes(centre, height, width, buffer, min_size)]
+                 for box in quadrant_boxes(centre, **size)]
     else:
         boxes = []
     return [Patch(*box, ids) for box, ids in boxes]
 
 
-def unite(patch_maps: list[tuple[Patch, np.ndarray]], class_ids, shape: tuple[int, int]) -> np.ndarray:
-    """Element-wise maximum of the patches' maps (one per class of the patch) in the full canvas:
-    (K, H, W) float32 for ``class_ids``. Every pixel of a class must be covered by some patch."""
+def unite(patch_maps: list[tuple[Patch, np.ndarray]], class_ids,
+          shape: tuple[int, int]) -> np.ndarray:
+    """Element-wise maximum of the patches' maps (one per class of the
+    patch) in the full canvas: (K, H, W) float32 for ``class_ids``. Every
+    pixel of a class must be covered by some patch."""
     class_ids = [int(c) for c in class_ids]
     united = np.full((len(class_ids), *shape), -np.inf, dtype=np.float32)
     for patch, maps in patch_maps:
         for map_, class_id in zip(maps, patch.class_ids):
-            region = united[class_ids.index(class_id), patch.rows, patch.columns]
+            k = class_ids.index(class_id)
+            region = united[k, patch.rows, patch.columns]  # a view
             np.maximum(region, map_, out=region)
     if np.isinf(united).any():
         raise ValueError("the patches leave pixels of some class uncovered")
     return united
+
+
+def normalise_per_class(maps: np.ndarray) -> np.ndarray:
+    """Each class's map (K, H, W) divided by its maximum over the image
+    (+1e-5, psa's guard)."""
+    return maps / (maps.max(axis=(1, 2), keepdims=True) + 1e-5)
 
 
 @dataclass
@@ -161,20 +189,34 @@ class SplitUnite:
         return self.run(model, image, class_ids, baseline)[0]
 
     def run(self, model, image: np.ndarray, class_ids, baseline: np.ndarray):
-        patches = plan_patches(baseline, class_ids, self.many_classes, self.buffer, self.min_size)
+        """(united maps, patches, each patch with its maps)."""
+        patches = plan_patches(baseline, class_ids, self.many_classes,
+                               self.buffer, self.min_size)
         if not patches:
             return np.asarray(baseline, dtype=np.float32), [], []
+        patch_maps = self.infer_patches(model, image, patches)
+        united = unite(patch_maps, class_ids, image.shape[:2])
+        return normalise_per_class(united), patches, patch_maps
+
+    def infer_patches(self, model, image: np.ndarray,
+                      patches: list[Patch]) -> list[tuple]:
+        """Each patch with its maps (one per class of the patch): ``inner``
+        run on the patch's pixels alone, as if it were a whole image, so
+        that with the paper's rule each patch's map is max-normalised on
+        its own; with ``score_gate``, zeros for a class the classifier does
+        not see in the patch."""
         crops = [image[patch.rows, patch.columns] for patch in patches]
-        # patches of one size (e.g. a split at the image's centre) go through the network together
-        inferred = infer_in_batches(self.inner, model, crops, [list(patch.class_ids) for patch in patches])
+        classes = [list(patch.class_ids) for patch in patches]
+        # patches of one size go through the network together
+        inferred = infer_in_batches(self.inner, model, crops, classes)
         patch_maps = []
         for patch, crop, maps in zip(patches, crops, inferred):
             maps = np.asarray(maps, dtype=np.float32)
             if self.score_gate is not None:
-                maps = maps * (self._scores(model, crop, patch.class_ids) > self.score_gate)[:, None, None]
+                scores = self._scores(model, crop, patch.class_ids)
+                maps = maps * (scores > self.score_gate)[:, None, None]
             patch_maps.append((patch, maps))
-        united = unite(patch_maps, class_ids, image.shape[:2])
-        return united / (united.max(axis=(1, 2), keepdims=True) + 1e-5), patches, patch_maps
+        return patch_maps
 
     def _scores(self, model, crop: np.ndarray, class_ids) -> np.ndarray:
         device = getattr(self.inner, "device", "cpu")

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from infercam.config import no_bar
 from infercam.affinity import walk_scores
 from infercam.affinity_net import image_affinities
 from infercam.bootstrap import ImageConfusions, paired_bootstrap
@@ -160,7 +161,7 @@ def time_cam_methods(model, images: list[np.ndarray], class_ids: list, methods: 
     runs = {label: _TimedMethod(methods[label], model, protocol, batch_sizes.get(label, 1),
                                 keep_maps=label == reference or label in keep_maps) for label in order}
     group = max([1, *batch_sizes.values()])
-    for start in tqdm(range(0, len(images), group), desc="CAM methods, taking turns", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(images), group), desc="CAM methods, taking turns", disable=no_bar(progress), leave=False):
         chunk = slice(start, start + group)
         for label in order:
             runs[label].run(images[chunk], class_ids[chunk], runs[reference].maps[chunk])
@@ -240,7 +241,7 @@ def time_pseudo_labels(affinity_net, images: list[np.ndarray], maps: list[np.nda
     of ``maps`` and of the dense CRF, after one untimed warm-up on the first image."""
     affinity_net.eval()
     rows = []
-    for index in tqdm(range(-1, len(images)), desc="AffinityNet, random walk, CRF", disable=not progress, leave=False):
+    for index in tqdm(range(-1, len(images)), desc="AffinityNet, random walk, CRF", disable=no_bar(progress), leave=False):
         image, cams = images[max(index, 0)], maps[max(index, 0)]
         with timed(device) as forward:
             affinities, first, second, grid = image_affinities(affinity_net, image, radius, device, mixed_precision)
@@ -290,3 +291,40 @@ def training_times(work_dir: str | os.PathLike, classifier_images: int | None = 
     table = pd.DataFrame.from_dict(rows, orient="index", columns=["seconds", "images", "epochs"], dtype=float)
     table["s / training image (all epochs)"] = table["seconds"] / table["images"]
     return table, notes
+
+
+def load_text(load: dict) -> str:
+    """A reading of :func:`machine_load` in words, e.g. "load average 1.2 over the last minute on 2 CPU
+    cores (4 torch threads)"."""
+    average = load.get("load average (1 min)")
+    said = "load average unknown" if average is None else f"load average {average:.1f} over the last minute"
+    return f"{said} on {load.get('CPU cores')} CPU cores ({load.get('torch threads')} torch threads)"
+
+
+def time_view(cam_table: pd.DataFrame) -> pd.DataFrame:
+    """The timing columns of :func:`time_cam_methods`'s table, named short enough for a narrow page:
+    seconds per image, times the baseline's (alone, and with the baseline maps split & unite splits
+    by), classifier forwards per image, and the share of the time spent in them (%)."""
+    view = pd.DataFrame({  # as text: seconds that span 0.005 to 5 would otherwise print as 5.0e-03
+        "s / image": cam_table["s / image"].map(lambda v: f"{v:.3f}"),
+        "× baseline": cam_table["× baseline"].map(lambda v: f"{v:.2f}"),
+        "× baseline, + its maps": cam_table["× baseline, with its baseline maps"].map(lambda v: f"{v:.2f}"),
+        "forwards / image": cam_table["forwards / image"].map(lambda v: f"{v:.1f}"),
+        "in forwards (%)": (100 * cam_table["network share of time"]).map(lambda v: f"{v:.0f}"),
+    })
+    return view.rename_axis("method")
+
+
+def maps_view(cam_table: pd.DataFrame) -> pd.DataFrame:
+    """The quality columns of :func:`with_mious`'s table: each method's CAM mIoU (%) at its best
+    background score, that score, and for a fast row its difference to the faithful row (fast −
+    faithful, points) with the 95% interval; "—" where a row has none."""
+    def difference(row) -> str:
+        if "Δ mIoU" not in row or pd.isna(row["Δ mIoU"]):
+            return "—"
+        return f"{row['Δ mIoU']:+.2f} ({row['Δ low']:+.2f} to {row['Δ high']:+.2f})"
+
+    view = pd.DataFrame({"mIoU (%)": cam_table["mIoU (%)"].round(1),
+                         "best t": cam_table["best t"].map(lambda t: f"{t:.2f}"),
+                         "Δ fast − faithful (95% interval)": [difference(row) for _, row in cam_table.iterrows()]})
+    return view.rename_axis("method")

@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from infercam.cam import normalise, state_fingerprint
-from infercam.config import (FREEZABLE_BACKBONES, autocast, make_cuda_repeatable, nondeterministic_ops,
+from infercam.config import (FREEZABLE_BACKBONES, autocast, make_cuda_repeatable, no_bar, nondeterministic_ops,
                              record_nondeterministic_ops, resolve_path)
 from infercam.models import build_classifier
 from infercam.transforms import ClassificationAugment
@@ -310,7 +310,7 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
                                              num_workers=settings.num_workers, generator=generator,
                                              pin_memory=device.type == "cuda")
         model.train()
-        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=not progress, leave=False)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=no_bar(progress), leave=False)
         started = time.time()
         for index, batch in enumerate(bar):
             step = epoch * steps_per_epoch + index
@@ -368,7 +368,7 @@ def predict_scores(model: nn.Module, dataset, device: torch.device | str = "cpu"
     device = torch.device(device)
     model.eval()
     scores = []
-    for name in tqdm(dataset.names, desc=f"scores of {dataset.split}", disable=not progress, leave=False):
+    for name in tqdm(dataset.names, desc=f"scores of {dataset.split}", disable=no_bar(progress), leave=False):
         image = torch.from_numpy(np.ascontiguousarray(dataset.load_image(name))).permute(2, 0, 1)[None]
         with autocast(device, mixed_precision):
             logits = model(normalise(image.to(device)))

@@ -49,10 +49,12 @@ def test_batch_runs_each_configuration_names_failures_and_builds_the_table(tmp_p
     assert result.ran == ["baseline", "better"] and result.skipped == []
     assert list(result.failed) == ["broken"] and "broken was told to fail" in str(result.failed["broken"])
     assert (tmp_path / "executed" / "broken.ipynb").is_file()  # the failing run's traceback is kept
+    # the kernels' standard error (e.g. ipykernel's warnings) goes to a file, not into a chapter running the batch
+    assert (tmp_path / "executed" / "baseline.kernel.log").is_file()
     table = result.table
     assert list(table.index) == ["baseline", "better"]
     assert table.loc["better", "Δ vs baseline"] == pytest.approx(10.0)
-    # no ratio of times written by different runs (issue 18: a fresh clone showed 0.17x); the row's own time stays
+    # no ratio of times written by different runs (a fresh clone showed 0.17x); the row's own time stays
     assert "× time" not in table and table.loc["better", "s / image"] == pytest.approx(3.0)
     assert table.loc["better", "paper Δ"] == pytest.approx(52.2 - 48.0)
     csv, markdown = result.table_files
@@ -130,3 +132,18 @@ def test_the_table_has_interval_columns_from_the_runs_saved_confusions(tmp_path,
     write_confusions(tmp_path, "ablation/mini/better", {"better": ImageConfusions(names[1:] + ("other",), better)})
     with pytest.raises(ValueError, match="'better' against 'baseline'.*different images"):
         collect_table(grid, tmp_path)
+
+
+def test_the_shown_table_is_narrow_and_says_what_each_interval_says():
+    from infercam.ablations import effects_view
+
+    table = pd.DataFrame({"mIoU (%)": [40.0, 45.0, 39.5], "Δ vs baseline": [0.0, 5.0, -0.5],
+                          "Δ vs baseline low": [0.0, 2.0, -1.5], "Δ vs baseline high": [0.0, 8.0, 0.4],
+                          "paper (%)": [48.0, 52.2, None], "paper Δ": [0.0, 4.2, None]},
+                         index=pd.Index(["baseline", "split_unite", "iterative_stop_2pct"], name="configuration"))
+    view = effects_view(table, "baseline", paper_columns=True)
+    assert list(view.columns) == ["mIoU (%)", "Δ − baseline", "95% interval", "says", "paper (%)", "paper Δ − baseline"]
+    assert view.iloc[0].tolist()[1:4] == ["—", "—", "—"]  # the reference has no difference to itself
+    assert view.iloc[1].tolist()[1:4] == ["+5.00", "+2.00 to +8.00", "gains"]
+    assert view.iloc[2].tolist()[3:] == ["within noise", "—", "—"]
+    assert "\u200b" in view.index[2]  # long names may wrap after their underscores

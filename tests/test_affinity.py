@@ -80,7 +80,7 @@ def test_sparse_walk_equals_psa_s_dense_matrix_power():
 
 
 def test_column_sums_are_index_add_s_numbers_without_its_atomic_adds(monkeypatch):
-    # Catches issue 19's defect 3: index_add_ adds with atomics on CUDA (last bits change between
+    # index_add_ adds with atomics on CUDA (last bits change between
     # runs); the ordered reduction must give index_add_'s sums and never call it.
     torch.manual_seed(0)
     first, second = pair_indices(9, 11)

@@ -58,7 +58,7 @@ def test_labels_training_and_walk(steps):
     random_walk_labels(model, dataset, cams, root / "walk", logt=3, crf_dir=root / "walk_crf", progress=False)
     assert (root / "walk_crf" / f"{dataset.names[0]}.png").exists()
     assert (out / f"{dataset.names[1]}.png").stat().st_mtime_ns == stamp
-    # Catches issue 19's defect 5: a folder walked in float32 (a CPU) resumed in bfloat16 (a GPU) mixed silently.
+    # A folder walked in float32 (a CPU) must not be resumed silently in bfloat16 (a GPU).
     with pytest.raises(MapsSettingsError, match="mixed_precision"):
         random_walk_labels(model, dataset, cams, root / "walk", logt=3, mixed_precision=True, progress=False)
 

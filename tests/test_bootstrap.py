@@ -135,3 +135,39 @@ def test_class_counts_come_from_the_truth_rows_and_groups_are_bootstrapped_alone
     assert one["Δ low"] > 0 and two["Δ high"] < 0
     assert one["Δ"] == pytest.approx(paired_bootstrap({k: v.subset(image_names[:3]) for k, v in rows.items()},
                                                       "reference").loc["method", "Δ"])
+
+
+def test_interval_is_the_central_95_percent_of_the_values():
+    # Catches an interval built from other percentiles (5th and 95th: a 90% interval) called 95%.
+    from infercam.bootstrap import LEVEL, interval
+
+    assert LEVEL == 0.95
+    assert interval(np.arange(1001.0)) == pytest.approx((25.0, 975.0))
+
+
+def test_paired_intervals_cover_the_true_difference_95_percent_of_the_time():
+    # Catches a narrower interval than the level it claims (a 90% interval called 95% covers about
+    # 90% here): draw samples of images from a known population again and again, and count how
+    # often the interval of the difference holds the population's difference. Seeded: deterministic.
+    rng = np.random.default_rng(0)
+    population, images, trials = 4000, 60, 400
+    truth_fg = rng.integers(200, 800, population)  # each image: one class on a background of 1,000 pixels
+    found = {"reference": rng.uniform(0.3, 0.9, population), "method": rng.uniform(0.35, 0.9, population)}
+
+    def confusions(share):
+        hit = np.round(truth_fg * share)
+        matrix = np.zeros((population, 2, 2))
+        matrix[:, 1, 1], matrix[:, 1, 0] = hit, truth_fg - hit
+        matrix[:, 0, 0], matrix[:, 0, 1] = 1000 - truth_fg - 20, 20
+        return matrix
+
+    rows = {name: confusions(share) for name, share in found.items()}
+    true_delta = 100 * (mean_ious(rows["method"].sum(axis=0)) - mean_ious(rows["reference"].sum(axis=0)))
+    covered = 0
+    for trial in range(trials):
+        drawn = rng.choice(population, images, replace=False)
+        names = tuple(f"image{i}" for i in drawn)
+        table = paired_bootstrap({name: ImageConfusions(names, matrix[drawn]) for name, matrix in rows.items()},
+                                 "reference", resamples=500, seed=trial)
+        covered += table.loc["method", "Δ low"] <= true_delta <= table.loc["method", "Δ high"]
+    assert 0.92 <= covered / trials <= 0.98, f"a '95%' interval covered the true difference {covered / trials:.1%} of the time"

@@ -152,7 +152,7 @@ def test_a_method_with_batch_gets_same_size_images_together_and_saves_what_it_sa
         assert np.allclose(load_cams(one / f"{name}.npz")[0], load_cams(batched / f"{name}.npz")[0], atol=1e-3)
 
 
-# --- padded batches (issue 18): split & unite's patches of different sizes in common forwards -------
+# --- padded batches: split & unite's patches of different sizes in common forwards ------------------
 
 def test_padded_groups_by_hand():
     # 10x10 and 10x9 share a 10x10 canvas (200 px for 190 own: 5% padding); 5x5 padded to 10x10

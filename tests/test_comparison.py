@@ -1,4 +1,4 @@
-"""Two runs' metrics side by side (issue 15: the classifier from scratch vs from ImageNet)."""
+"""Two runs' metrics side by side (e.g. the classifier from scratch vs from ImageNet)."""
 from __future__ import annotations
 
 import pytest

@@ -30,7 +30,7 @@ def test_no_cpuinfo_means_no_bfloat16_units(tmp_path):
 
 @pytest.mark.parametrize("units", [False, True])
 def test_auto_computes_in_float32_on_every_cpu(monkeypatch, units):
-    # Catches issue 17's defect: "auto" took bfloat16 on CPUs with bfloat16 units, so a seed gave
+    # Catches: "auto" took bfloat16 on CPUs with bfloat16 units, so a seed gave
     # other numbers there (val mAP 65.7% vs 68.0%).
     monkeypatch.setattr(config, "cpu_computes_bfloat16", lambda: units)
     assert resolve_mixed_precision("auto", "cpu") is False
@@ -64,14 +64,14 @@ def fake_gpus(monkeypatch, capabilities: dict[int, tuple[int, int]], current: in
 
 @pytest.mark.parametrize("capability, bfloat16", [((7, 0), False), ((7, 5), False), ((8, 0), True), ((9, 0), True)])
 def test_auto_takes_bfloat16_only_on_gpus_with_bfloat16_units(monkeypatch, capability, bfloat16):
-    # Catches issue 19's defect 1: is_bf16_supported() counts emulation, so V100 / T4 (7.x) got bfloat16.
+    # Catches: is_bf16_supported() counts emulation, so V100 / T4 (7.x) got bfloat16.
     fake_gpus(monkeypatch, {0: capability})
     assert resolve_mixed_precision("auto", "cuda") is bfloat16
     assert resolve_mixed_precision("native", "cuda:0") is bfloat16
 
 
 def test_the_precision_is_that_of_the_gpu_asked_for_not_the_current_one(monkeypatch):
-    # Catches issue 19's defect 1 (second half): the current device was asked, not `device`.
+    # Catches: the current device was asked whether it has bfloat16, not `device`.
     fake_gpus(monkeypatch, {0: (9, 0), 1: (7, 5)}, current=0)
     assert resolve_mixed_precision("auto", "cuda:1") is False
     assert resolve_mixed_precision("auto", "cuda:0") is True
@@ -98,7 +98,7 @@ def restore_torch_globals(monkeypatch):
 
 
 def test_cuda_runs_are_deterministic_in_true_float32_and_record_what_is_not(restore_torch_globals):
-    # Catches issue 19's defects 2 and 4: no deterministic cuDNN / algorithms on CUDA, TF32 convolutions
+    # Catches: no deterministic cuDNN / algorithms on CUDA, TF32 convolutions
     # in "float32" runs; and an operation without a deterministic implementation going unrecorded.
     make_cuda_repeatable()
     assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
@@ -111,7 +111,7 @@ def test_cuda_runs_are_deterministic_in_true_float32_and_record_what_is_not(rest
 
 
 def test_a_cuda_device_keeps_its_index_and_is_made_repeatable(monkeypatch):
-    # Catches issue 19's defect 6 at its source: "cuda:1" must stay GPU 1.
+    # Catches, at its source: "cuda:1" must stay GPU 1.
     calls = []
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(config, "make_cuda_repeatable", lambda: calls.append(True))

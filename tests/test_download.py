@@ -319,7 +319,7 @@ def test_torch_file_check_and_drive_url(tmp_path: Path) -> None:
     assert resolve_source("psa_res38_aff").url == google_drive_url("1mFvTH3siw0SS0vqPH0o9N3cI_ISQacwt")
 
 
-# --- retries, backoff and misbehaving servers (issue 17) --------------------------------------------
+# --- retries, backoff and misbehaving servers ------------------------------------------------------
 
 @pytest.fixture
 def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:

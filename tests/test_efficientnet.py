@@ -1,4 +1,4 @@
-"""EfficientNet-Lite0 from ImageNet (issue 15): the weights package's names mapped onto timm's
+"""EfficientNet-Lite0 from ImageNet: the weights package's names mapped onto timm's
 network, loaded strictly, re-strided in place, fine-tuned with frozen early stages. Local files
 only (the weights come with the pinned pip package; the sample image with matplotlib)."""
 from __future__ import annotations

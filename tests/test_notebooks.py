@@ -167,11 +167,26 @@ def check_results(metrics):
     assert set(metrics["shown"]) <= set(metrics["profiles"]), metrics["shown"]
 
 
+def check_findings(metrics):
+    # Catches the front page disagreeing with the chapters: each finding is the results chapter's
+    # difference for the same table, row and measure, and its outcome is what its interval says.
+    from infercam.findings import outcome
+
+    tables = smoke_metrics("10_results")["tables"]
+    assert metrics["findings"], "the smoke run measured no effect of the paper: the front page would be empty"
+    for finding in metrics["findings"]:
+        cell = tables[finding["table"]]["rows"][finding["row"]][finding["measure"]]
+        assert finding["here"] == pytest.approx(cell["smoke"]), finding
+        assert finding["paper"] == pytest.approx(cell["paper (reported)"]), finding
+        assert finding["outcome"] == outcome(finding["paper"], finding["here"], finding["low"], finding["high"])
+    assert sum(metrics["outcomes"].values()) == len(metrics["findings"])
+
+
 STEP_CHECKS = {"00_minivoc": check_minivoc, "01_baseline_cam": check_baseline_cam, "02_split_unite": check_same_baseline,
                "03_iterative": check_iterative, "04_combined": check_combined,
                "05_ablations": check_ablations, "06_split_retraining": check_split_retraining,
                "07_random_walk": check_random_walk, "08_segmentation": check_segmentation,
-               "10_results": check_results}
+               "10_results": check_results, "12_findings": check_findings}
 
 
 @pytest.mark.parametrize("stem", STEMS + ["ablation/cam_method"])  # + the notebook the ablation batch runs

@@ -167,11 +167,13 @@ def test_gains_and_agreement_count_the_effects_that_go_the_papers_way():
     tables = {"Table 1": results.table1(runs)}
     effects = results.gains(tables)
     assert set(effects.index.get_level_values("row")) == {"Δ ours − baseline"}
-    agreement = results.agreement(effects)
+    agreement = results.agreement(effects)  # no intervals: only the signs can be counted
     assert agreement.loc["cpu", "effects measured"] == 3
-    assert agreement.loc["cpu", "same direction as the paper"] == 3
+    assert agreement.loc["cpu", "no interval: same sign"] == 3
+    assert agreement.loc["cpu", "reproduced (95% interval on the paper's side)"] == 0  # a sign is not a reproduction
     assert agreement.loc["smoke", "effects measured"] == 2  # no walk: train and val CAM only
-    assert agreement.loc["smoke", "same direction as the paper"] == 1  # val +3 yes, train −5 no
+    assert agreement.loc["smoke", "no interval: same sign"] == 1  # val +3 yes, train −5 no
+    assert agreement.loc["smoke", "no interval: other sign"] == 1
     paper_gain = paper.TABLE1["Ours"]["train CAM"] - paper.TABLE1["Baseline (psa)"]["train CAM"]
     assert agreement.loc["cpu", "mean of ours − paper (points)"] == pytest.approx(
         ((5.0 - paper_gain) + (3.0 - 3.9) + (5.5 - 6.1)) / 3)
@@ -203,8 +205,8 @@ def test_provenance_shows_each_runs_context_and_one_row_per_ablation_batch():
 
 
 def test_provenance_shows_each_steps_precision_and_what_was_not_deterministic():
-    # Catches issue 17's gap (the book could not say a step ran in bfloat16) and issue 19's defect 2's
-    # record (what could not be deterministic on CUDA).
+    # Catches: the book could not say a step ran in bfloat16, nor record what could not be
+    # deterministic on CUDA.
     runs = {"cpu": {"01_baseline_cam": payload("01_baseline_cam", {}, precision="float32", nondeterministic_ops=[]),
                     "08_segmentation": payload("08_segmentation", {}, device="cuda:1", precision="bfloat16 autocast",
                                                nondeterministic_ops=["nll_loss2d_forward_out_cuda_template",
@@ -306,3 +308,46 @@ def test_conclusion_changes_name_the_differences_whose_verdict_depends_on_the_pr
     iterative = table.loc[("Table 2", "Δ iterative inference − baseline", "mIoU (%)")]
     assert (iterative["cpu says"], iterative["cpu-imagenet says"]) == ("within noise", "gains")
     assert iterative["conclusion changes"] and iterative["Δ, cpu-imagenet"] == 1.2
+
+
+def test_agreement_counts_an_effect_as_reproduced_only_when_its_interval_excludes_zero_on_the_papers_side():
+    runs = {"cpu": {"04_combined": combined(), "07_random_walk": random_walk()}}
+    effects = results.gains({"Table 1": results.table1(runs)})
+    index = pd.MultiIndex.from_tuples([("Table 1", "Δ ours − baseline", measure, "cpu") for measure in
+                                       ("train CAM", "val CAM", "train CAM + RW")],
+                                      names=["table", *results.INDEX_NAMES, "profile"])
+    intervals = pd.DataFrame({"images": [10, 10, 10], "Δ": [5.0, 3.0, 5.5], "Δ low": [1.0, -0.5, -2.0],
+                              "Δ high": [9.0, 6.0, -0.1], "verdict": ["", "", ""]}, index=index)
+    agreement = results.agreement(effects, intervals)
+    assert agreement.loc["cpu", "reproduced (95% interval on the paper's side)"] == 1  # train: above zero
+    assert agreement.loc["cpu", "within noise (interval holds 0)"] == 1  # val: holds zero, though positive
+    assert agreement.loc["cpu", "the opposite, beyond noise"] == 1  # the walk: below zero, the paper's is a gain
+    assert agreement["effects measured"].dtype.kind == "i"
+
+
+def test_readable_shows_counts_as_integers_and_missing_cells_as_a_dash():
+    table = pd.DataFrame({"images": [500.0, float("nan")], "mIoU": [41.234, 40.0], "name": ["a", None]})
+    shown = results.readable(table, 1, integers=("images",))
+    assert shown["images"].tolist() == ["500", "—"]
+    assert shown["mIoU"].tolist() == ["41.2", "40.0"]
+    assert shown["name"].tolist() == ["a", "—"]
+
+
+def test_baseline_by_subset_names_each_tables_images():
+    steps = {"00_minivoc": {"splits": {"train": 500, "val": 300}},
+             "01_baseline_cam": {"cams": {"val": {"images": 300, "miou": 0.41}}},
+             "04_combined": combined()["metrics"],
+             "05_ablations": {"parameters": {"evaluation_split": "val"},
+                              "table": {"baseline": {"images": 60, "mIoU (%)": 37.9}}}}
+    table = results.baseline_by_subset(steps)
+    assert table.loc["the baseline chapter (01), val", "images"] == "all 300"
+    assert table.loc["Table 1 (the combined chapter, 04), val", "images"] == "first 200 of 300"
+    assert table.loc["Table 2 (the ablation batch, 05), val", "images"] == "first 60 of 300"
+    assert table.loc["Table 2 (the ablation batch, 05), val", "baseline mIoU (%)"] == pytest.approx(37.9)
+
+
+def test_provenance_long_gives_a_value_shared_by_every_step_once():
+    runs = {"cpu": {"04_combined": combined(), "07_random_walk": random_walk()}}
+    table = results.provenance_long(runs)
+    assert table.loc[("cpu", "git commit"), "steps"] == "all"
+    assert table.loc[("cpu", "date"), "value"] == "2026-01-02"

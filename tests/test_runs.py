@@ -13,7 +13,7 @@ from test_config import fake_gpus
 
 
 def test_the_context_names_the_gpu_of_the_device_index(monkeypatch):
-    # Catches issue 19's defect 6: runs.py named GPU 0 whatever `device` said.
+    # Catches: runs.py named GPU 0 whatever `device` said.
     fake_gpus(monkeypatch, {0: (9, 0), 1: (7, 5)})
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: f"GPU {torch.device(device).index}")
     context = run_context("paper", 0, "cuda:1", "auto")
@@ -25,13 +25,13 @@ def test_the_context_names_the_gpu_of_the_device_index(monkeypatch):
 @pytest.mark.parametrize("setting, units, precision", [("auto", True, "float32"), ("native", True, "bfloat16 autocast"),
                                                        ("native", False, "float32"), (None, True, None)])
 def test_the_context_says_which_precision_the_step_computed_in(monkeypatch, setting, units, precision):
-    # Catches issue 17's gap: the precision was in no metrics file, so the book could not say why numbers differ.
+    # Catches: the precision was in no metrics file, so the book could not say why numbers differ.
     monkeypatch.setattr(config, "cpu_computes_bfloat16", lambda: units)
     assert run_context("cpu", 0, "cpu", setting)["precision"] == precision
 
 
 def test_metrics_record_the_operations_that_ran_non_deterministically(monkeypatch, tmp_path):
-    # Catches issue 19's defect 2 (provenance half): what could not be deterministic must be in the run's record.
+    # Catches: what could not be deterministic must be in the run's record.
     monkeypatch.setattr(config, "_NONDETERMINISTIC_OPS", set())
     write_metrics(tmp_path, "a", {"x": 1}, run_context("cpu", 0, "cpu", False))
     assert json.loads((tmp_path / "metrics" / "a.json").read_text())["context"]["nondeterministic_ops"] == []

@@ -117,7 +117,7 @@ def test_segmenting_saves_labels_with_and_without_crf_and_guards_its_folder(data
     assert np.array_equal(load_label_png(out / f"{names[0]}.png"), expected)
     with pytest.raises(MapsSettingsError, match="other settings"):
         segment_dataset(model, dataset, out, tiny(saliency="aamr").to_dict(), names, progress=False)
-    # Catches issue 19's defect 5: label maps of another precision (a work_dir resumed on a GPU) mixed silently.
+    # Label maps of another precision (a work_dir resumed on a GPU) must not be mixed silently.
     with pytest.raises(MapsSettingsError, match="mixed_precision"):
         segment_dataset(model, dataset, out, settings.to_dict(), names, scales=(1.0,), flip=False,
                         crf_dir=tmp_path / "val_crf", mixed_precision=True, progress=False)

@@ -87,7 +87,7 @@ def test_a_finished_checkpoint_is_loaded_not_retrained(dataset, tmp_path):
 
 def test_a_checkpoint_carries_what_ran_non_deterministically_into_the_runs_that_load_it(dataset, tmp_path,
                                                                                          monkeypatch):
-    # Catches issue 19's defect 2 (provenance half): a later run that loads a CUDA-trained network must
+    # Catches (provenance): a later run that loads a CUDA-trained network must
     # still report the operations its training ran without a deterministic implementation.
     monkeypatch.setattr(config, "_NONDETERMINISTIC_OPS", {"nll_loss2d_forward_out_cuda_template"})
     path = tmp_path / "classifier.pth"

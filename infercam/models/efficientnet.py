@@ -16,10 +16,18 @@ on. Like the ResNets, its output stride is a property of the network, not of its
 from __future__ import annotations
 
 import re
+import warnings
 
-import timm
 import torch
 from torch import nn
+from tqdm.std import TqdmWarning
+
+# timm imports huggingface_hub, which imports tqdm.auto: inside a Jupyter kernel without ipywidgets
+# that warns "IProgress not found" (with this machine's path to tqdm) in every chapter's output,
+# although tqdm falls back to its text bars and nothing here downloads from the hub.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="IProgress not found", category=TqdmWarning)
+    import timm
 
 from infercam.models.folding import FoldedForInference
 

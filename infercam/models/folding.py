@@ -1,4 +1,4 @@
-"""BatchNorm folded into the convolution before it, for inference (issue 18's constant factors).
+"""BatchNorm folded into the convolution before it, for inference (a constant factor off every forward).
 
 In eval mode a BatchNorm is an affine map per channel, ``y = (x - mean) / sqrt(var + eps) * gamma
 + beta``; after a convolution it can be folded into the convolution's weights and bias, which

@@ -1,0 +1,33 @@
+"""The front page's verdict on each of the paper's effects (infercam.findings.outcome)."""
+import pandas as pd
+import pytest
+
+from infercam.findings import OPPOSITE, OTHER_SIGN_NO_INTERVAL, REPRODUCES, SAME_SIGN_NO_INTERVAL, WITHIN_NOISE, display_table, outcome
+
+
+@pytest.mark.parametrize("paper, delta, low, high, expected", [
+    (+4.2, +1.0, +0.2, +1.8, REPRODUCES),        # the paper's gain, beyond noise
+    (-1.0, -2.0, -3.0, -0.5, REPRODUCES),        # a loss the paper also reports (e.g. a worse variant)
+    (+4.2, -6.0, -7.5, -4.5, OPPOSITE),          # catches a verdict that reads the sign of the interval, not the paper's
+    (+4.2, +0.5, -0.6, +1.6, WITHIN_NOISE),      # catches counting a positive difference as a reproduction
+    (+4.2, -0.5, -1.6, +0.6, WITHIN_NOISE),
+    (+4.2, +0.5, None, None, SAME_SIGN_NO_INTERVAL),
+    (+4.2, -0.5, float("nan"), float("nan"), OTHER_SIGN_NO_INTERVAL),
+])
+def test_outcome_follows_the_interval_and_the_papers_sign(paper, delta, low, high, expected):
+    assert outcome(paper, delta, low, high) == expected
+
+
+def test_display_table_names_the_chapter_and_shows_counts_as_integers():
+    # Catches counts printed as "60.0" and NaN cells shown to the reader.
+    table = pd.DataFrame([{"table": "Table 2", "row": "Δ iterative inference − baseline", "measure": "mIoU (%)",
+                           "paper": 1.4, "here": 0.5, "low": -0.6, "high": 1.6, "images": 60.0,
+                           "outcome": WITHIN_NOISE, "chapter": "05_ablations"},
+                          {"table": "Table 5", "row": "Δ AAMR − no saliency", "measure": "val (CRF)",
+                           "paper": 4.6, "here": -1.3, "low": None, "high": None, "images": None,
+                           "outcome": OTHER_SIGN_NO_INTERVAL, "chapter": "08_segmentation"}])
+    shown = display_table(table)
+    assert list(shown.index) == ["Table 2: iterative inference − baseline, mIoU (%) (ch. 05)",
+                                 "Table 5: AAMR − no saliency, val (CRF) (ch. 08)"]
+    assert list(shown["images"]) == ["60", "—"] and list(shown["95% interval"]) == ["-0.6 to +1.6", "—"]
+    assert not shown.isna().any().any()
