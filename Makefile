@@ -15,6 +15,8 @@ DATA_ROOT ?= data
 SALIENCY_ARCHIVE ?=
 GRID ?= ablations/cam_methods.yaml
 SEEDS ?= 0 1 2
+NOTEBOOKS ?= notebooks
+EXERCISES_DIR ?= build/exercises
 
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,7 +29,7 @@ BOOK_DATA := $(if $(filter paper rehearsal,$(PROFILE)),,minivoc)
 # apt-get needs root: CI runs as root, where sudo is often absent; elsewhere sudo must not prompt.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo -n)
 
-.PHONY: help venv browser minivoc notebooks ablations seeds book book-only test data-paper rehearsal clean lab prerequisites
+.PHONY: help venv browser minivoc notebooks ablations seeds book book-only test data-paper rehearsal clean lab prerequisites exercises
 
 help: ## list the targets
 	@echo "Targets (PROFILE=$(PROFILE); smoke, cpu or paper; e.g. make book PROFILE=smoke):"
@@ -60,8 +62,11 @@ prerequisites: venv ## run exactly the chapters CHAPTER (e.g. 03_iterative) read
 	@test -n "$(CHAPTER)" || { echo "error: name the chapter: make prerequisites CHAPTER=03_iterative PROFILE=$(PROFILE)" >&2; exit 2; }
 	$(PY) -m infercam.prerequisites --chapter $(CHAPTER) --profile $(PROFILE)
 
-lab: venv ## start JupyterLab from .venv on the notebooks (each chapter says what to run first when it needs to)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+lab: venv ## start JupyterLab on NOTEBOOKS (default notebooks; each chapter says what to run first when it needs to)
+	$(VENV)/bin/jupyter lab --notebook-dir=$(NOTEBOOKS)
+
+exercises: venv ## write student copies of the chapters (solutions replaced by stubs) into EXERCISES_DIR
+	$(PY) -m infercam.student_copies --out $(EXERCISES_DIR)
 
 seeds: venv $(BOOK_DATA) ## rerun the classifier and the CAM chapters under each of SEEDS="0 1 2"; each difference's spread
 	$(PY) -m infercam.seeds --profile $(PROFILE) --seeds $(SEEDS)

@@ -32,7 +32,7 @@ from infercam.affinity_net import (affinity_training, load_affinity_weights, loa
                                    make_affinity_labels, pseudo_label_dir, random_walk_labels)
 from infercam.conditional import MethodSettings, compute_maps, maps_dir
 from infercam.config import (check_parameter_types, check_writable, load_profile, resolve_device,
-                             resolve_mixed_precision, resolve_path, seed_everything)
+                             resolve_mixed_precision, seed_everything)
 from infercam.crf import PSA_CRF
 from infercam.datasets import VOCSegmentation
 from infercam.notebooks import NOTEBOOKS_DIR, notebook_defaults

@@ -131,3 +131,16 @@ def test_without_cpuinfo_the_cpu_is_named_by_the_platform(tmp_path, monkeypatch)
     monkeypatch.setattr(config.platform, "processor", lambda: "")
     monkeypatch.setattr(config.platform, "machine", lambda: "aarch64")
     assert cpu_name(tmp_path / "missing").startswith("aarch64, ")
+
+
+def test_a_step_asked_for_its_bar_still_hides_it_when_the_environment_says_so(monkeypatch):
+    # Catches progress bars in the built book: tqdm reads TQDM_DISABLE only as a default, and every
+    # step passed disable=not progress, an explicit False that overrode it.
+    from infercam.config import no_bar
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert no_bar(True) is False and no_bar(False) is True
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    assert no_bar(True) is True
+    monkeypatch.setenv("TQDM_DISABLE", "0")
+    assert no_bar(True) is False

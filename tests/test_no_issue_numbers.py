@@ -1,7 +1,7 @@
 """No committed text names an issue by its number.
 
-Catches: headings, prose, comments and docstrings that said "(issue 17)" or "until issue 15 made ..."
-instead of what the thing is; a reader of the book or the code has no issue tracker to look them up in.
+Catches: headings, prose, comments and docstrings that named a tracker entry ("(issue" then its
+number, in brackets) instead of saying what the thing is; a reader of the book or the code has no issue tracker to look them up in.
 """
 from __future__ import annotations
 

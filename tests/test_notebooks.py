@@ -302,23 +302,32 @@ def test_unknown_notebook_name_lists_the_known_ones(tmp_path):
         list_notebooks(tmp_path, ["01_missing"])
 
 
-def test_progress_bars_keep_their_last_state_only(tmp_path):
+def collapsed(tmp_path, outputs) -> list[tuple[str, str]]:
+    """(stream, text) of a one-cell notebook's outputs after :func:`collapse_streams`."""
     import nbformat
 
-    from infercam.notebooks import collapse_streams, terminal_text
+    from infercam.notebooks import collapse_streams
+
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name=name, text=text) for name, text in outputs])]), path)
+    collapse_streams(path)
+    return [(o.name, o.text) for o in nbformat.read(path, as_version=4).cells[0].outputs]
+
+
+def test_progress_bars_keep_their_last_state_only(tmp_path):
+    from infercam.notebooks import terminal_text
 
     assert terminal_text("a:  0%|\ra: 50%|\ra:100%|\ndone\n") == "a:100%|\ndone\n"
     assert terminal_text("bar 10%\r") == "bar 10%"  # a line ended by \r keeps what it showed
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
-        nbformat.v4.new_output("stream", name="stderr", text="p:  0%|"),
-        nbformat.v4.new_output("stream", name="stderr", text="\rp:100%|\n"),
-        nbformat.v4.new_output("stream", name="stdout", text="result\n"),
-    ])])
-    path = tmp_path / "n.ipynb"
-    nbformat.write(notebook, path)
-    collapse_streams(path)
-    outputs = nbformat.read(path, as_version=4).cells[0].outputs
-    assert [(o.name, o.text) for o in outputs] == [("stderr", "p:100%|\n"), ("stdout", "result\n")]
+    assert collapsed(tmp_path, [("stderr", "p:  0%|"), ("stderr", "\rp:100%|\n"), ("stdout", "result\n")]) == \
+        [("stderr", "p:100%|\n"), ("stdout", "result\n")]
+
+
+def test_streams_left_blank_are_dropped(tmp_path):
+    # Catches: an empty output box in the book where a bar erased itself (leave=False: only "\r"s).
+    assert collapsed(tmp_path, [("stderr", "epoch:  50%|\r"), ("stderr", "\r        \r"), ("stdout", "result\n")]) == \
+        [("stdout", "result\n")]
 
 
 def test_notebook_times_reads_the_runners_timings(tmp_path):

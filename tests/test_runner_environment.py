@@ -17,7 +17,11 @@ PROBE = """\
 import os
 from tqdm import tqdm
 import infercam.models.efficientnet  # imports timm, which imported tqdm.auto with a warning
+from infercam.config import no_bar
 print("TQDM_DISABLE", os.environ.get("TQDM_DISABLE"), "bar disabled", tqdm(range(3)).disable)
+# a step asked for its bar (progress=True), as every chapter's steps are: tqdm's explicit
+# disable=False would override TQDM_DISABLE
+print("step's bar disabled", tqdm(range(3), disable=no_bar(True)).disable)
 """
 
 
@@ -37,6 +41,7 @@ def test_notebook_kernels_show_no_progress_bars_nor_tqdm_warnings(tmp_path, monk
     outputs = nbformat.read(executed, as_version=4).cells[0].outputs
     text = "".join(output.get("text", "") for output in outputs)
     assert f"TQDM_DISABLE {KERNEL_ENVIRONMENT['TQDM_DISABLE']} bar disabled True" in text, text
+    assert "step's bar disabled True" in text, text
     assert "Warning" not in text and "IProgress" not in text, text
     assert "TQDM_DISABLE" not in os.environ  # a person's own runs keep their bars
 
@@ -62,18 +67,3 @@ def test_a_notebook_that_runs_notebooks_shows_no_kernel_log(tmp_path, monkeypatc
     outputs = nbformat.read(tmp_path / "outer-executed.ipynb", as_version=4).cells[0].outputs
     text = "".join(output.get("text", "") for output in outputs)
     assert "inner run failed: None" in text and "IPKernelApp" not in text and "WARNING" not in text, text
-
-
-def test_streams_left_blank_are_dropped(tmp_path):
-    # Catches: an empty output box in the book where a bar erased itself (leave=False: only "\r"s).
-    from infercam.notebooks import collapse_streams
-
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
-        nbformat.v4.new_output("stream", name="stderr", text="epoch:  50%|\r"),
-        nbformat.v4.new_output("stream", name="stderr", text="\r        \r"),
-        nbformat.v4.new_output("stream", name="stdout", text="result\n"),
-    ])])
-    path = tmp_path / "n.ipynb"
-    nbformat.write(notebook, path)
-    collapse_streams(path)
-    assert [(o.name, o.text) for o in nbformat.read(path, as_version=4).cells[0].outputs] == [("stdout", "result\n")]
