@@ -84,13 +84,15 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 def _baseline_rows(step: str, metrics: dict) -> list[tuple[str, str, float, int | None]]:
     """(chapter, split, baseline mIoU %, images) of one chapter's metrics, where it measured the baseline CAM."""
     cams = metrics.get("cams", {})
+    # "split" names the evaluation split in most chapters; in 02 it holds split & unite's settings
+    evaluated = metrics.get("split") if isinstance(metrics.get("split"), str) else "val"
     rows = []
     for key, summary in cams.items():
         method, _, split = key.partition("/")
         if method in ("train", "val") and not split:  # 01 keys its summaries by split
             method, split = "baseline", key
         if method == "baseline" and isinstance(summary, dict) and "miou" in summary:
-            rows.append((step, split or metrics.get("split", "val"), 100 * summary["miou"], summary.get("images")))
+            rows.append((step, split or evaluated, 100 * summary["miou"], summary.get("images")))
     table = metrics.get("table", {}).get("baseline")  # the ablation batch
     if step == "05_ablations" and table:
         split = metrics.get("parameters", {}).get("evaluation_split", "val")

@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -111,14 +112,54 @@ def _read_timings(output_dir: Path) -> dict:
 
 
 def notebook_times(output_dir: str | os.PathLike):
-    """Each notebook's wall time as the runner last recorded it in ``<output_dir>/timings.json``
-    (a DataFrame indexed by notebook: seconds, minutes, status, finished; empty when none ran)."""
+    """Each notebook's wall time and its kernel's peak resident memory as the runner last recorded them in
+    ``<output_dir>/timings.json`` (a DataFrame indexed by notebook: seconds, minutes, peak_memory_gb
+    (NaN for runs recorded before the runner measured it), status, finished; empty when none ran)."""
     import pandas as pd
 
     entries = _read_timings(Path(output_dir))["notebooks"]
-    table = pd.DataFrame.from_dict(entries, orient="index", columns=["seconds", "status", "finished"]).sort_index()
+    table = pd.DataFrame.from_dict(entries, orient="index", columns=["seconds", "peak_memory_gb", "status", "finished"]).sort_index()
     table.insert(1, "minutes", table["seconds"] / 60)
     return table.rename_axis("notebook")
+
+
+class PeakMemory(contextlib.AbstractContextManager):
+    """The largest resident memory that this process's children (the notebook's kernel and whatever it
+    starts, e.g. the ablation batch's own kernels) held together while the block ran, sampled every
+    ``interval`` seconds: a student's laptop must hold a chapter's peak, not the runner's."""
+
+    def __init__(self, interval: float = 0.2):
+        import psutil
+
+        self._me, self.interval, self.peak_bytes = psutil.Process(), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _children_rss(self) -> int:
+        import psutil
+
+        total = 0
+        for child in self._me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):  # a child may end between listing and reading it
+                total += child.memory_info().rss
+        return total
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._children_rss())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_gb(self) -> float:
+        return round(self.peak_bytes / 2**30, 2)
 
 
 def _write_timings(output_dir: Path, timings: dict) -> None:
@@ -237,7 +278,7 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
                   notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR, log_output: bool = False) -> list[Path]:
     """Execute notebooks (all, or those named) in order; return the executed copies' paths.
 
-    Each notebook's wall time goes into ``<output_dir>/timings.json`` (merged with earlier runs,
+    Each notebook's wall time and peak memory (:class:`PeakMemory`) go into ``<output_dir>/timings.json`` (merged with earlier runs,
     one entry per notebook). The first failure stops the run with :class:`NotebookFailed`; the
     notebooks executed before it stay in ``output_dir``.
     """
@@ -260,10 +301,11 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
         output = output_dir / notebook.name
         print(f"[{number}/{len(notebooks)}] {notebook.stem} (profile {profile_name}) -> {_shown(output)}", flush=True)
         start = time.perf_counter()
-        failure = execute_notebook(notebook, output, parameters, log_output)
+        with PeakMemory() as memory:
+            failure = execute_notebook(notebook, output, parameters, log_output)
         seconds = time.perf_counter() - start
         timings["notebooks"][notebook.stem] = {
-            "seconds": round(seconds, 1), "status": "failed" if failure else "ok",
+            "seconds": round(seconds, 1), "peak_memory_gb": memory.peak_gb, "status": "failed" if failure else "ok",
             "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         }
         _write_timings(output_dir, timings)

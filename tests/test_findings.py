@@ -31,3 +31,14 @@ def test_display_table_names_the_chapter_and_shows_counts_as_integers():
                                  "Table 5: AAMR − no saliency, val (CRF) (ch. 08)"]
     assert list(shown["images"]) == ["60", "—"] and list(shown["95% interval"]) == ["-0.6 to +1.6", "—"]
     assert not shown.isna().any().any()
+
+
+def test_baseline_rows_read_the_split_from_chapters_whose_split_key_holds_settings():
+    # Catches the front page failing with "unhashable type: 'dict'": split & unite's metrics use
+    # "split" for its settings, not for the split it evaluated.
+    from infercam.findings import _baseline_rows
+
+    metrics = {"split": {"buffer": 0, "min_size": 16}, "cams": {"baseline": {"miou": 0.5, "images": 24}}}
+    assert _baseline_rows("02_split_unite", metrics) == [("02_split_unite", "val", 50.0, 24)]
+    assert _baseline_rows("03_iterative", {"split": "train", "cams": {"baseline": {"miou": 0.25, "images": 40}}}) == \
+        [("03_iterative", "train", 25.0, 40)]

@@ -4,10 +4,12 @@ from __future__ import annotations
 import ast
 import json
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import numpy as np
+import pandas as pd
 import pytest
 
 from infercam.config import PROFILES_DIR, ProfileValueError, load_profile
@@ -333,11 +335,28 @@ def test_streams_left_blank_are_dropped(tmp_path):
 def test_notebook_times_reads_the_runners_timings(tmp_path):
     assert notebook_times(tmp_path).empty  # nothing ran yet
     (tmp_path / "timings.json").write_text(json.dumps({"notebooks": {
-        "01_b": {"seconds": 90.0, "status": "ok", "finished": "2026-11-30T14:00:00+00:00"},
+        "01_b": {"seconds": 90.0, "peak_memory_gb": 1.25, "status": "ok", "finished": "2026-11-30T14:00:00+00:00"},
         "00_a": {"seconds": 30.0, "status": "failed", "finished": "2026-11-30T13:58:00+00:00"}}}))
     times = notebook_times(tmp_path)
     assert list(times.index) == ["00_a", "01_b"]
     assert times.loc["01_b", "minutes"] == 1.5 and times.loc["00_a", "status"] == "failed"
+    assert times.loc["01_b", "peak_memory_gb"] == 1.25 and pd.isna(times.loc["00_a", "peak_memory_gb"])  # recorded before it was measured
+
+
+def test_peak_memory_counts_the_childrens_memory_not_the_runners():
+    # Catches a chapter's peak read from the runner process (which holds no chapter's tensors) or
+    # from a child after it ended: a child holding 300 MB for a moment must show as >= 0.25 GB.
+    import subprocess
+
+    from infercam.notebooks import PeakMemory
+
+    holder = "import time; block = bytearray(300 * 2**20); time.sleep(1.0)"
+    with PeakMemory(interval=0.05) as memory:
+        subprocess.run([sys.executable, "-c", holder], check=True)
+    assert memory.peak_gb >= 0.25, memory.peak_gb
+    with PeakMemory(interval=0.05) as idle:
+        time.sleep(0.2)
+    assert idle.peak_gb == 0  # no children: nothing of the runner's own counted
 
 
 def test_a_dead_kernel_is_a_named_failure_not_a_hang(tmp_path):
