@@ -8,7 +8,9 @@ as they are:
   marked region with ``# YOUR CODE HERE`` and ``raise NotImplementedError()`` (nbgrader's own stub);
 - the solution's prose and any cell that shows its measured outcome sit between a
   ``{solution-start}`` and a ``{solution-end}`` cell (sphinx-exercise's gated solution, which the
-  book shows folded); the student copy drops those cells, except marked code cells, which it stubs.
+  book shows folded); the student copy drops those cells, except marked code cells, which it stubs;
+- a cell tagged ``student-copy-remove`` (one that shows a reference answer's source, say) is dropped
+  wherever it stands.
 
 ``python -m infercam.student_copies --out build/exercises`` (``make exercises``) writes one copy per
 chapter that has exercises, without outputs.
@@ -25,6 +27,7 @@ from infercam.config import PROJECT_ROOT, resolve_path
 from infercam.notebooks import list_notebooks
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+REMOVE_TAG = "student-copy-remove"
 _GATE = re.compile(r"^\s*(```+|:::+)\{solution-(start|end)\}", re.MULTILINE)
 _SOLUTION_BLOCK = re.compile(r"^(?P<fence>```+|:::+)\{solution\}.*?^(?P=fence)\s*$\n?", re.MULTILINE | re.DOTALL)
 STUDENT_NOTE = ("*Student copy: the exercises' solutions are taken out. Write your code where a cell says "
@@ -57,8 +60,12 @@ def stub_solutions(source: str, where: str = "a cell") -> str:
     return "\n".join(out)
 
 
+def _has_marker(cell, marker: str) -> bool:
+    return cell.cell_type == "code" and any(line.strip() == marker for line in cell.source.splitlines())
+
+
 def has_solution_code(cell) -> bool:
-    return cell.cell_type == "code" and any(line.strip() == BEGIN for line in cell.source.splitlines())
+    return _has_marker(cell, BEGIN)
 
 
 def _gate(cell) -> str | None:
@@ -69,34 +76,38 @@ def _gate(cell) -> str | None:
 def student_copy(notebook: nbformat.NotebookNode, name: str = "the notebook") -> nbformat.NotebookNode:
     """A copy of ``notebook`` without solutions, folded solution text or outputs (see the module's doc)."""
     copy = nbformat.from_dict(notebook)
-    cells, inside = [], False
+    cells, opened = [], None  # opened: the number of the {solution-start} cell we are inside, if any
     for number, cell in enumerate(copy.cells):
         where = f"{name}, cell {number}"
         gate = _gate(cell)
         if gate == "start":
-            if inside:
-                raise SolutionMarkersError(f"{where}: a second {{solution-start}} before {{solution-end}}")
-            inside = True
+            if opened is not None:
+                raise SolutionMarkersError(f"{where}: a second {{solution-start}} before {{solution-end}} "
+                                           f"(the first is cell {opened})")
+            opened = number
             continue
         if gate == "end":
-            if not inside:
+            if opened is None:
                 raise SolutionMarkersError(f"{where}: {{solution-end}} without {{solution-start}} before it")
-            inside = False
+            opened = None
+            continue
+        if REMOVE_TAG in cell.metadata.get("tags", []):
             continue
         if cell.cell_type == "markdown":
             cell.source = _SOLUTION_BLOCK.sub("", cell.source)
-        if has_solution_code(cell):
+        marked = has_solution_code(cell)
+        if marked or _has_marker(cell, END):  # an END alone: a misspelt BEGIN, whose solution would stay
             cell.source = stub_solutions(cell.source, where)
-        elif inside:
+        elif opened is not None:
             continue
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             tags = cell.metadata.get("tags", [])
             # the stub is where the student writes: never hidden, whatever the book does with the solution
-            cell.metadata["tags"] = [t for t in tags if not (has_solution_code(cell) and t in ("remove-input", "hide-input", "remove-cell"))]
+            cell.metadata["tags"] = [t for t in tags if not (marked and t in ("remove-input", "hide-input", "remove-cell"))]
         cells.append(cell)
-    if inside:
-        raise SolutionMarkersError(f"{name}: {{solution-start}} without {{solution-end}} after it")
+    if opened is not None:
+        raise SolutionMarkersError(f"{name}, cell {opened}: {{solution-start}} without {{solution-end}} after it")
     title = next((i for i, c in enumerate(cells) if c.cell_type == "markdown"), 0)
     cells.insert(title + 1, nbformat.v4.new_markdown_cell(STUDENT_NOTE))
     copy.cells = cells

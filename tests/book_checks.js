@@ -1,22 +1,40 @@
 // What a reader of one built page sees, measured in the browser after the page (and MathJax) has
 // loaded: tests/book_checks.py evaluates this function in headless Chromium and turns its report
-// into a list of problems. Folded content (hide-output toggles, <details>) is opened first: a reader
-// who opens it sees it too. Returns a JSON-able object; every list names the element it is about.
+// into a list of problems. Folded content (hide-output toggles, <details>, the exercises' solutions)
+// is opened first: a reader who opens it sees it too; whether each solution was folded before, and
+// shown after its toggle was clicked, is measured on the way. Returns a JSON-able object; every list
+// names the element it is about.
 async (options) => {
   const TOLERANCE = 1;  // px: sub-pixel rounding is no overflow
   // The window's width as asked for: a phone's layout viewport may grow to fit what sticks out.
   const windowWidth = options.width || window.innerWidth;
   const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
 
-  // Open what is folded, then let the layout settle.
+  const visible = (element) => element.getClientRects().length > 0 && getComputedStyle(element).visibility !== "hidden";
+  const settle = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
+  // An admonition's content: what follows its title, shown when some of it is visible and has a height.
+  const contentShown = (admonition) => [...admonition.children].some((child) =>
+    !child.classList.contains("admonition-title") && visible(child) && child.getBoundingClientRect().height > 0);
+  const titleOf = (admonition) => (admonition.querySelector(".admonition-title") || admonition).innerText.trim().slice(0, 60);
+
+  // Exercises (sphinx-exercise): each exercise shown, each solution folded before the toggles are clicked.
+  const exercises = [...document.querySelectorAll(".admonition.exercise")].map((exercise) => ({
+    id: exercise.id, title: titleOf(exercise), shown: visible(exercise) && contentShown(exercise)}));
+  const solutions = [...document.querySelectorAll(".admonition.solution")].map((solution) => ({
+    element: solution, id: solution.id, title: titleOf(solution), foldedAtFirst: !contentShown(solution),
+    toggle: Boolean(solution.querySelector(":scope > .admonition-title button.toggle-button"))}));
+
+  // Open what is folded, by clicking its toggle as a reader would, then let the layout settle.
   for (const details of document.querySelectorAll("details")) details.open = true;
   for (const button of document.querySelectorAll("button.toggle-button")) {
     const target = document.getElementById(button.dataset.target);
     if (target && target.classList.contains("toggle-hidden")) button.click();
   }
-  await new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
-
-  const visible = (element) => element.getClientRects().length > 0 && getComputedStyle(element).visibility !== "hidden";
+  await settle();
+  for (const solution of solutions) {
+    solution.shownAfterClick = contentShown(solution.element);
+    delete solution.element;
+  }
   const snippet = (element) => (element.innerText || element.getAttribute("alt") || element.getAttribute("src") || "")
     .replace(/\s+/g, " ").trim().slice(0, 60);
   const describe = (element) => {
@@ -116,5 +134,5 @@ async (options) => {
   const maths = document.querySelectorAll(".math").length;
   const typeset = document.querySelectorAll("mjx-container").length;
   return {width: window.innerWidth, pageWidth, beyondWindow, column, overflows, text, inputs, links, ids, images, empty, figures,
-          maths, typeset, title: document.title, html: document.documentElement.outerHTML};
+          exercises, solutions, maths, typeset, title: document.title, html: document.documentElement.outerHTML};
 }

@@ -374,6 +374,19 @@ def problems(report: dict, html_dir: Path, page: str, width: int, title: str | N
                                           f"{figure['rendered']} px of its {figure['intended']} px "
                                           f"({figure['rendered'] / figure['intended']:.0%}); the column is "
                                           f"{figure['column']} px")
+
+    # (f) Exercises shown; their solutions folded until the reader clicks the toggle, then shown.
+    for exercise in report["exercises"]:
+        if not exercise["shown"]:
+            result.add("exercises", f"exercise {exercise['id']!r} ({exercise['title']!r}) is hidden")
+    for solution in report["solutions"]:
+        where = f"solution {solution['id']!r} ({solution['title']!r})"
+        if not solution["foldedAtFirst"]:
+            result.add("exercises", f"{where} is unfolded before any click: the reader sees the answer first")
+        if not solution["toggle"]:
+            result.add("exercises", f"{where} has no toggle button in its title")
+        elif not solution["shownAfterClick"]:
+            result.add("exercises", f"{where} stays hidden after its toggle is clicked")
     return result
 
 
@@ -392,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chromium", default="chromium")
     parser.add_argument("--json", type=Path, help="also write the problems as JSON here")
     args = parser.parse_args(argv)
-    source = args.book_source or args.html_dir.resolve().parent.parent
+    args.html_dir = args.html_dir.resolve()  # Chromium opens file URIs, which must be absolute
+    source = args.book_source or args.html_dir.parent.parent
     pages = args.pages or toc_pages(source)
     title = yaml.safe_load((source / "_config.yml").read_text()).get("title") if (source / "_config.yml").is_file() else None
     anchors: dict = {}

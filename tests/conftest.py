@@ -65,6 +65,8 @@ def built_book(smoke_run, tmp_path_factory) -> Path:
     # A copy of the book's sources, so that the build never touches book/_build or book/notebooks.
     book = tmp_path_factory.mktemp("book") / "book"
     shutil.copytree(BOOK_DIR, book, ignore=shutil.ignore_patterns("_build", "notebooks"))
+    # beside it, as in the repository: pages include measured tables from measurements/ by a relative path
+    shutil.copytree(PROJECT_ROOT / "measurements", book.parent / "measurements")
     stage_book(smoke_run.output_dir, book)
 
     build = subprocess.run([str(Path(sys.executable).parent / "jupyter-book"), "build", str(book), "--all", "-W", "--keep-going"],

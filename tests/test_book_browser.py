@@ -9,7 +9,9 @@ list of all its problems:
 - (c) every internal link reaches a page of the book (and its anchor), none points at an .ipynb
   except the download button; every image is a file of the book that the browser decodes;
 - (d) no output box without text or image;
-- (e) at 1280 px, figures in outputs are shown at >= 80% of the width they were made at.
+- (e) at 1280 px, figures in outputs are shown at >= 80% of the width they were made at;
+- (f) every exercise is shown and every solution folded until its toggle is clicked, then shown
+  (EXERCISE_PAGE must have at least one of each: the check cannot pass by finding none).
 
 INFERCAM_BOOK_HTML names the HTML folder of an already built book to check (e.g. the cpu book,
 book/_build/html); by default the smoke book that conftest's built_book builds. Screenshots of a few
@@ -33,6 +35,7 @@ from infercam.notebooks import BOOK_DIR
 
 TITLE = yaml.safe_load((BOOK_DIR / "_config.yml").read_text())["title"]  # test_book checks its value
 CHAPTER = "notebooks/07_random_walk.html"  # maths in its prose, figures in its outputs
+EXERCISE_PAGE = "notebooks/02_split_unite.html"  # exercises with folded solutions
 BOOK_HTML = os.environ.get("INFERCAM_BOOK_HTML")
 # The pages: the table of contents of the book checked (a built book's sources are two folders up).
 _SOURCE = resolve_path(BOOK_HTML).parent.parent if BOOK_HTML else BOOK_DIR
@@ -91,6 +94,10 @@ def test_page_reads_well(chromium, book_html, anchors, tmp_path, name, width):
     report = problems(measured, book_html, name, width, TITLE, anchors)
     if name == CHAPTER and not (measured["maths"] and measured["figures"]):  # the page chosen to have both
         report.add("test", f"{name} has no maths or no figures any more: choose another chapter for CHAPTER")
+    # Catches solutions printed unfolded (the reader sees the answer before trying), or a toggle that
+    # never opens them, on a page that really has exercises.
+    if name == EXERCISE_PAGE and not (measured["exercises"] and measured["solutions"]):
+        report.add("test", f"{name} has no exercise with a solution any more: choose another page for EXERCISE_PAGE")
     if screenshot is not None:
         keep_screenshot(screenshot)
         with Image.open(screenshot) as shot:
