@@ -63,7 +63,8 @@ prerequisites: venv ## run exactly the chapters CHAPTER (e.g. 03_iterative) read
 	$(PY) -m infercam.prerequisites --chapter $(CHAPTER) --profile $(PROFILE)
 
 lab: venv ## start JupyterLab on NOTEBOOKS (default notebooks; each chapter says what to run first when it needs to)
-	$(VENV)/bin/jupyter lab --notebook-dir=$(NOTEBOOKS)
+	@# Jupyter refuses to run as root unless told (containers and CI machines often are root).
+	$(VENV)/bin/jupyter lab --notebook-dir=$(NOTEBOOKS) $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 exercises: venv ## write student copies of the chapters (solutions replaced by stubs) into EXERCISES_DIR
 	$(PY) -m infercam.student_copies --out $(EXERCISES_DIR)
