@@ -53,10 +53,12 @@ def _written_by_kernels(path: Path) -> bool:
 
 
 def _outputs(folder: Path) -> list[Path]:
-    """The files a step made, without temporaries and locks (hidden) and its cost (timing.json)."""
+    """The files a step made, without temporaries and locks (hidden), its cost (timing.json) and the
+    ablation batch's kernel logs (``<row>.kernel.log``: what each run's kernels said, appended run
+    after run, e.g. a killed kernel's KeyboardInterrupt; a report, never read back)."""
     return sorted(p.relative_to(folder) for p in folder.rglob("*")
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-                  and p.name != "timing.json")
+                  and p.name != "timing.json" and not p.name.endswith(".kernel.log"))
 
 
 def _without_volatile(value):
