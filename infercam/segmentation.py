@@ -7,6 +7,11 @@ of three ways (``SegmentationTraining.saliency``):
 * ``"aamr"``: the activation aware mask refinement loss (:mod:`infercam.aamr`), pseudo labels
   untouched, saliency as a second, conflict-weighted supervision (70.8).
 
+The paper fine-tunes DeepLab v2 whole. With ``SegmentationTraining.frozen_backbone`` (the offline
+profiles) the backbone stays fixed: :func:`pyramid_features` computes its features of every training
+image and of its mirror image once, and only a light decoder learns on them, for many epochs, at the
+cost of a forward through the decoder alone.
+
 Then the test: :func:`segment_probabilities` averages the softmax over scales and mirror images, and
 :func:`segment_dataset` saves label maps with and without deeplab-pytorch's CRF post-processing.
 """
@@ -23,10 +28,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from infercam.aamr import AAMRSettings, aamr_loss
 from infercam.cam import normalise, to_tensor
-from infercam.config import autocast, resolve_mixed_precision, resolve_path
+from infercam.config import autocast, no_bar, resolve_mixed_precision, resolve_path
 from infercam.crf import DEEPLAB_CRF, CRFSettings, save_label_maps
 from infercam.models import build_segmenter
 from infercam.saliency import load_saliency
@@ -45,6 +51,7 @@ class SegmentationTraining(TrainingSettings):
     for its 20k iterations. Then how saliency is used, and the AAMR loss's settings (paper: alpha 0.08)."""
 
     backbone: str = "resnet101"
+    frozen_backbone: bool = False  # True: the backbone fixed, its features cached, a decoder trained
     epochs: int = 19
     batch_size: int = 10
     crop: int = 321
@@ -80,7 +87,8 @@ def segmentation_training(parameters: Mapping, mixed_precision: bool, saliency: 
     p = parameters
     aamr = AAMRSettings(**{setting.name: p[setting.name] for setting in dataclasses.fields(AAMRSettings)})
     return SegmentationTraining(
-        backbone=p["seg_backbone"], width=p["seg_width"], epochs=p["seg_epochs"], batch_size=p["seg_batch_size"],
+        backbone=p["seg_backbone"], frozen_backbone=p["seg_frozen_backbone"], width=p["seg_width"],
+        epochs=p["seg_epochs"], batch_size=p["seg_batch_size"],
         crop=p["seg_crop"], resize_long=p["seg_resize_long"], optimizer=p["seg_optimizer"], lr=p["seg_lr"],
         weight_decay=p["seg_weight_decay"], head_lr_multiplier=p["seg_head_lr_multiplier"],
         mixed_precision=mixed_precision, num_workers=p["num_workers"], seed=p["seed"],
@@ -107,6 +115,24 @@ def background_cue(pseudo: np.ndarray, saliency: np.ndarray, threshold: float) -
     return np.where((saliency < threshold) & (pseudo != IGNORE_INDEX), 0, pseudo).astype(pseudo.dtype)
 
 
+def _check_maps(names: list[str], label_dir: Path, saliency_dir: Path | None) -> None:
+    """A clear stop, before any training, when a training image has no pseudo label or saliency map."""
+    for folder in [label_dir] + ([saliency_dir] if saliency_dir else []):
+        missing = [n for n in names if not (folder / f"{n}.png").exists()]
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} of the {len(names)} training images have no map in "
+                                    f"{folder} (e.g. {missing[0]}): make them first (pseudo labels: "
+                                    "notebooks/07_random_walk.ipynb; saliency: infercam.saliency.make_saliency_maps)")
+
+
+def _saliency_bytes(saliency_dir: Path | None, name: str, shape: tuple[int, int]) -> np.ndarray:
+    """The saliency map as its stored 0..255 (exactly: it moves with the image like a label map);
+    zeros without maps."""
+    if saliency_dir is None:
+        return np.zeros(shape, np.uint8)
+    return np.round(load_saliency(saliency_dir / f"{name}.png") * 255).astype(np.uint8)
+
+
 class SegmentationPairs(torch.utils.data.Dataset):
     """(augmented uint8 crop (3, crop, crop), pseudo label (crop, crop) int64, saliency (crop,
     crop) float in [0, 1]) of each image; with ``background_cue``, non-salient pixels of the pseudo
@@ -117,13 +143,7 @@ class SegmentationPairs(torch.utils.data.Dataset):
         self.dataset, self.augment, self.background_cue = dataset, augment, background_cue
         self.label_dir, self.saliency_dir = Path(label_dir), Path(saliency_dir) if saliency_dir else None
         self.names = list(dataset.names if names is None else names)
-        folders = [self.label_dir] + ([self.saliency_dir] if self.saliency_dir else [])
-        for folder in folders:
-            missing = [n for n in self.names if not (folder / f"{n}.png").exists()]
-            if missing:
-                raise FileNotFoundError(f"{len(missing)} of the {len(self.names)} training images have no map in "
-                                        f"{folder} (e.g. {missing[0]}): make them first (pseudo labels: "
-                                        "notebooks/07_random_walk.ipynb; saliency: infercam.saliency.make_saliency_maps)")
+        _check_maps(self.names, self.label_dir, self.saliency_dir)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -131,10 +151,7 @@ class SegmentationPairs(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         name = self.names[index]
         image, pseudo = self.dataset.load_image(name), load_label_png(self.label_dir / f"{name}.png")
-        if self.saliency_dir is None:
-            saliency = np.zeros(pseudo.shape, np.uint8)
-        else:  # back to the stored 0..255, exactly, to move it with the image like a label map
-            saliency = np.round(load_saliency(self.saliency_dir / f"{name}.png") * 255).astype(np.uint8)
+        saliency = _saliency_bytes(self.saliency_dir, name, pseudo.shape)
         image, pseudo, saliency = self.augment(image, pseudo, saliency, fills=(IGNORE_INDEX, 0))
         if self.background_cue is not None:
             pseudo = background_cue(pseudo, saliency / 255, self.background_cue)
@@ -142,28 +159,86 @@ class SegmentationPairs(torch.utils.data.Dataset):
                 torch.from_numpy(saliency.astype(np.float32) / 255))
 
 
+@torch.no_grad()
+def pyramid_features(backbone: nn.Module, dataset, names: list[str], device: torch.device | str = "cpu",
+                     mixed_precision: bool = False, progress: bool = True) -> list[tuple[torch.Tensor, ...]]:
+    """Per image, the fixed backbone's ``pyramid`` features (shallow, middle, deep) of the image and
+    of its mirror image, each (2, C, h, w) float16 on the CPU: computed once, read every epoch."""
+    device = torch.device(device)
+    backbone.eval()
+    features = []
+    for name in tqdm(names, desc="features of the training images", disable=no_bar(progress), leave=False):
+        x = to_tensor(dataset.load_image(name), device)[None]
+        with autocast(device, mixed_precision):
+            levels = backbone.pyramid(torch.cat([x, x.flip(-1)]))
+        features.append(tuple(level.to("cpu", torch.float16) for level in levels))
+    return features
+
+
+class CachedPyramidPairs(torch.utils.data.Dataset):
+    """(shallow, middle, deep features, pseudo label (H, W) int64, saliency (H, W) float in [0, 1])
+    of each image, from :func:`pyramid_features`: the image or, with probability one half, its mirror
+    image, with its label and saliency mirrored too. No random scaling or cropping: the features
+    are those of the whole image at its own size."""
+
+    def __init__(self, features: list[tuple[torch.Tensor, ...]], names: list[str], label_dir: str | os.PathLike,
+                 saliency_dir: str | os.PathLike | None, background_cue: float | None = None):
+        label_dir, saliency_dir = Path(label_dir), Path(saliency_dir) if saliency_dir else None
+        _check_maps(names, label_dir, saliency_dir)
+        shapes = {tuple(tuple(level.shape) for level in levels) for levels in features}
+        if len(shapes) > 1:
+            raise ValueError("the training images differ in size, so their features cannot share a batch: "
+                             "train the whole network instead (frozen_backbone False, the paper's recipe)")
+        self.features = features
+        self.pseudo = [load_label_png(label_dir / f"{name}.png") for name in names]
+        self.saliency = [_saliency_bytes(saliency_dir, name, pseudo.shape) for name, pseudo in zip(names, self.pseudo)]
+        self.background_cue = background_cue
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int):
+        mirrored = int(torch.randint(2, ()))
+        pseudo, saliency = self.pseudo[index], self.saliency[index]
+        if mirrored:
+            pseudo, saliency = pseudo[:, ::-1], saliency[:, ::-1]
+        if self.background_cue is not None:
+            pseudo = background_cue(pseudo, saliency / 255, self.background_cue)
+        return (*(level[mirrored].float() for level in self.features[index]),
+                torch.from_numpy(pseudo.astype(np.int64)), torch.from_numpy(saliency.astype(np.float32) / 255))
+
+
 def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,
                     settings: SegmentationTraining, checkpoint: str | os.PathLike, device: torch.device | str = "cpu",
                     progress: bool = True, names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """Train (or resume) DeepLab v2 on the pseudo labels in ``label_dir`` of ``names`` (default:
     the split), using the saliency maps in ``saliency_dir`` as ``settings.saliency`` says; the
-    backbone starts from ``settings.initial_weights`` when given (shared names only). Returns the
-    model and the per-step history."""
+    backbone starts from ``settings.initial_weights`` when given (shared names only). With
+    ``settings.frozen_backbone``, the backbone stays as it starts and only the decoder learns, on
+    features computed once. Returns the model and the per-step history."""
     if settings.saliency != "none" and saliency_dir is None:
         raise ValueError(f"saliency {settings.saliency!r} needs saliency maps: pass saliency_dir")
     device = torch.device(device)
     torch.manual_seed(settings.seed)
-    model = build_segmenter(settings.backbone, width=settings.width).to(device)
+    model = build_segmenter(settings.backbone, width=settings.width, frozen_backbone=settings.frozen_backbone).to(device)
     if settings.initial_weights:
         load_backbone_weights(model, settings.initial_weights)
-    augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
+    names = list(dataset.names if names is None else names)
     cue = settings.aamr.saliency_threshold if settings.saliency == "background_cue" else None
-    data = SegmentationPairs(dataset, label_dir, saliency_dir if settings.saliency != "none" else None, augment,
-                             names, cue)
+    saliency_dir = saliency_dir if settings.saliency != "none" else None
+    if settings.frozen_backbone:
+        features = pyramid_features(model.backbone, dataset, names, device, settings.mixed_precision, progress)
+        data = CachedPyramidPairs(features, names, label_dir, saliency_dir, cue)
+        network = model.decoder
+    else:
+        augment = ClassificationAugment(settings.crop, settings.resize_long, settings.colour_jitter)
+        data = SegmentationPairs(dataset, label_dir, saliency_dir, augment, names, cue)
+        network = lambda images: model(normalise(images))  # noqa: E731
+
     def batch_loss(batch) -> torch.Tensor:
-        images, pseudo, saliency = (tensor.to(device, non_blocking=True) for tensor in batch)
+        *inputs, pseudo, saliency = (tensor.to(device, non_blocking=True) for tensor in batch)
         with autocast(device, settings.mixed_precision):
-            logits = model(normalise(images))
+            logits = network(*inputs)
         logits = F.interpolate(logits.float(), size=pseudo.shape[1:], mode="bilinear", align_corners=False)
         loss, parts = aamr_loss(logits, pseudo, saliency if settings.saliency == "aamr" else None, settings.aamr)
         return loss, {name: value.mean() for name, value in parts.items()}
@@ -174,8 +249,8 @@ def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | o
 def load_finished_segmenter(settings: SegmentationTraining, checkpoint: str | os.PathLike,
                             device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
     """(network, history) of the finished ``checkpoint`` made with ``settings``, or None."""
-    return load_finished(checkpoint, settings, lambda state: build_segmenter(settings.backbone, width=settings.width),
-                         device)
+    return load_finished(checkpoint, settings, lambda state: build_segmenter(
+        settings.backbone, width=settings.width, imagenet=False, frozen_backbone=settings.frozen_backbone), device)
 
 
 def load_or_train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,

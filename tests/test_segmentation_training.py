@@ -12,8 +12,9 @@ from infercam.minivoc import compose_saliency_scene
 from infercam.models import build_segmenter
 from infercam.saliency import make_saliency_maps
 from infercam.saliency_net import SaliencyTraining, load_or_train_saliency_net, predict_saliency
-from infercam.segmentation import (SegmentationPairs, SegmentationTraining, load_or_train_segmenter, segment_dataset,
-                                   segment_probabilities, train_segmenter)
+from infercam.cam import normalise
+from infercam.segmentation import (CachedPyramidPairs, SegmentationPairs, SegmentationTraining, load_or_train_segmenter,
+                                   pyramid_features, segment_dataset, segment_probabilities, train_segmenter)
 from infercam.training import load_backbone_weights
 from infercam.transforms import ClassificationAugment
 from infercam.voc import load_label_png, save_label_png
@@ -143,3 +144,75 @@ def test_deeplab_starts_from_a_bare_imagenet_backbone(tmp_path):
     model = build_segmenter("resnet50")
     assert load_backbone_weights(model, tmp_path / "resnet50.pth") == len(model.backbone.state_dict())
     assert torch.equal(model.backbone.layer4[2].conv3.weight, torchvision_resnet.layer4[2].conv3.weight)
+
+
+@pytest.fixture(scope="module")
+def frozen(data, tmp_path_factory):
+    """A decoder trained with AAMR on a frozen backbone that starts from a saved classifier-like state."""
+    root, dataset = data
+    folder = tmp_path_factory.mktemp("frozen")
+    torch.manual_seed(5)
+    start = build_segmenter("resnet18", width=4, frozen_backbone=True)
+    torch.save({"model": {f"backbone.{k}": v for k, v in start.backbone.state_dict().items()}}, folder / "start.pth")
+    settings = tiny(saliency="aamr", frozen_backbone=True, epochs=2, initial_weights=str(folder / "start.pth"))
+    model, history = train_segmenter(dataset, root / "pseudo", root / "saliency", settings, folder / "deeplab.pth",
+                                     progress=False)
+    return start, model, history, settings, folder / "deeplab.pth"
+
+
+def test_a_frozen_backbone_stays_as_it_started_and_only_the_decoder_learns(frozen):
+    # Catches a backbone that learns after all (its parameters in the optimiser) or whose BatchNorm
+    # statistics drift (put in training mode with the decoder): the features cached before training
+    # would then no longer be the backbone's, and the test would segment with another network.
+    start, model, history, _, _ = frozen
+    assert np.isfinite(history["loss"]).all() and (history["bce"] > 0).all()
+    for name, value in start.backbone.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[name], value), name
+    untrained = build_segmenter("resnet18", width=4, frozen_backbone=True).decoder.state_dict()
+    assert not torch.equal(model.decoder.state_dict()["classifier.weight"], untrained["classifier.weight"])
+
+
+def test_the_mirrored_features_come_with_the_mirrored_labels(data):
+    # Catches features of the image paired with a mirrored label (or the reverse): the decoder would
+    # learn objects on the wrong side. The mirror image's features are the backbone's of the mirrored
+    # image, not the image's features mirrored (a convolution's padding makes them differ).
+    root, dataset = data
+    backbone = build_segmenter("resnet18", width=4, frozen_backbone=True).backbone
+    names = dataset.names[:1]
+    features = pyramid_features(backbone, dataset, names, progress=False)
+    pairs = CachedPyramidPairs(features, names, root / "pseudo", root / "saliency")
+    image = torch.from_numpy(dataset.load_image(names[0])).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        mirrored_deep = backbone.eval().pyramid(normalise(image.flip(-1)))[2][0]
+    label = load_label_png(root / "pseudo" / f"{names[0]}.png")
+    seen = set()
+    for seed in range(8):
+        torch.manual_seed(seed)
+        *_, deep, pseudo, _ = pairs[0]
+        mirrored = not np.array_equal(pseudo.numpy(), label)
+        assert np.array_equal(pseudo.numpy(), label[:, ::-1] if mirrored else label)
+        assert torch.equal(deep, features[0][2][int(mirrored)].float())
+        if mirrored:
+            assert torch.allclose(deep, mirrored_deep.half().float())
+        seen.add(mirrored)
+    assert seen == {False, True}
+
+
+def test_a_finished_frozen_segmenter_reloads_as_it_was_trained(data, frozen):
+    # Catches the reload building the other network (DeepLab v2's ASPP instead of the decoder) or
+    # taking the ImageNet start: 08 re-run with finished checkpoints would segment with another network.
+    root, dataset = data
+    _, model, _, settings, checkpoint = frozen
+    reloaded, _ = load_or_train_segmenter(dataset, root / "pseudo", root / "saliency", settings, checkpoint,
+                                          progress=False)
+    image = dataset.load_image(dataset.names[0])
+    assert np.allclose(segment_probabilities(reloaded, image, (1.0,), True),
+                       segment_probabilities(model, image, (1.0,), True), atol=1e-6)
+
+
+def test_images_of_different_sizes_are_refused_with_the_fix(data):
+    root, dataset = data
+    names = dataset.names[:2]
+    features = [tuple(torch.zeros(2, 4, size, size) for _ in range(3)) for size in (4, 6)]
+    with pytest.raises(ValueError, match="differ in size.*frozen_backbone False"):
+        CachedPyramidPairs(features, names, root / "pseudo", None)

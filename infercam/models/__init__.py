@@ -7,12 +7,12 @@ makes one by name.
 from __future__ import annotations
 
 from infercam.models.affinity import EfficientNetAffinity, ResNet38Affinity, ResNetAffinity
-from infercam.models.deeplab import ASPP, DeepLabV2
+from infercam.models.deeplab import ASPP, DeepLabV2, FrozenBackboneSegmenter, PyramidDecoder
 from infercam.models.efficientnet import EfficientNetLite0
 from infercam.models.resnet import BACKBONES, CAMClassifier, ResNet18, ResNet50, ResNet101, set_output_stride
 from infercam.models.resnet38d import ResNet38Classifier, ResNet38d
 
-__all__ = ["ASPP", "BACKBONES", "CAMClassifier", "DeepLabV2", "EfficientNetAffinity", "EfficientNetLite0", "ResNet18", "ResNet50", "ResNet101", "ResNet38d",
+__all__ = ["ASPP", "BACKBONES", "CAMClassifier", "DeepLabV2", "FrozenBackboneSegmenter", "PyramidDecoder", "EfficientNetAffinity", "EfficientNetLite0", "ResNet18", "ResNet50", "ResNet101", "ResNet38d",
            "ResNet38Classifier", "ResNet38Affinity", "ResNetAffinity", "build_affinity_net", "build_classifier",
            "build_segmenter", "set_output_stride"]
 
@@ -54,15 +54,18 @@ def build_affinity_net(backbone: str, width: int = 64, imagenet: bool = True):
 
 
 def build_segmenter(backbone: str = "resnet101", num_classes: int = 21, width: int = 64,
-                    imagenet: bool = True) -> DeepLabV2:
+                    imagenet: bool = True, frozen_backbone: bool = False) -> DeepLabV2 | FrozenBackboneSegmenter:
     """DeepLab v2 with ASPP on ``"resnet101"`` (the paper), ``"resnet50"`` or ``"resnet18"``
     (``width`` channels in its first layer), at output stride 8, randomly initialised, or on
-    ``"efficientnet_lite0"`` from ImageNet."""
+    ``"efficientnet_lite0"`` from ImageNet; with ``frozen_backbone``, the same backbone fixed under a
+    trained :class:`PyramidDecoder` instead (the offline profiles' recipe)."""
     if backbone in IMAGENET_BACKBONES:
-        return DeepLabV2(IMAGENET_BACKBONES[backbone](8, imagenet), num_classes)
-    if backbone == "resnet18":
-        return DeepLabV2(ResNet18(width, 8), num_classes)
-    if backbone in BACKBONES:
-        return DeepLabV2(BACKBONES[backbone](8), num_classes)
-    raise ValueError(f"unknown segmentation backbone {backbone!r}; "
-                     f"choose one of {', '.join([*BACKBONES, *IMAGENET_BACKBONES])}")
+        features = IMAGENET_BACKBONES[backbone](8, imagenet)
+    elif backbone == "resnet18":
+        features = ResNet18(width, 8)
+    elif backbone in BACKBONES:
+        features = BACKBONES[backbone](8)
+    else:
+        raise ValueError(f"unknown segmentation backbone {backbone!r}; "
+                         f"choose one of {', '.join([*BACKBONES, *IMAGENET_BACKBONES])}")
+    return FrozenBackboneSegmenter(features, num_classes) if frozen_backbone else DeepLabV2(features, num_classes)

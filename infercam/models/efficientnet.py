@@ -115,6 +115,10 @@ class EfficientNetLite0(nn.Module):
     out_channels = 1280
     # The stages that AffinityNet reads: 40 channels at stride 8, 112 at 16 and the head's 1280.
     affinity_stages = (2, 4)
+    # The stages a segmentation decoder reads (at output stride 16): 40 channels at stride 8, 112 and
+    # the last stage's 320 at 16 (not the head's 1280: a quarter of the memory for cached features).
+    pyramid_stages = (2, 4, 6)
+    pyramid_channels = (40, 112, 320)
 
     def __init__(self, output_stride: int = 8, imagenet: bool = True):
         super().__init__()
@@ -157,16 +161,22 @@ class EfficientNetLite0(nn.Module):
             module.eval()  # frozen BatchNorm keeps ImageNet's statistics
         return self
 
-    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The output of each of the 7 stages, then the head's features."""
+    def stages(self, x: torch.Tensor, head: bool = True) -> list[torch.Tensor]:
+        """The output of each of the 7 stages, then (with ``head``) the head's features."""
         net = self._running_net()
         x = net.bn1(net.conv_stem(x))
         outputs = []
         for stage in net.blocks:
             x = stage(x)
             outputs.append(x)
-        outputs.append(net.bn2(net.conv_head(x)))
+        if head:
+            outputs.append(net.bn2(net.conv_head(x)))
         return outputs
+
+    def pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The stages of ``pyramid_stages``, shallow to deep."""
+        stages = self.stages(x, head=False)
+        return tuple(stages[index] for index in self.pyramid_stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._running_net().forward_features(x)

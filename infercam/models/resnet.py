@@ -49,7 +49,18 @@ class BasicBlock(nn.Module):
         return F.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class ResNet18(nn.Module):
+class _ResNetPyramid:
+    """The features a segmentation decoder reads at three depths: layer2 (stride 8), layer3 and
+    layer4 (stride 16 at output stride 16), with ``pyramid_channels`` channels."""
+
+    def pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        shallow = self.layer2(self.layer1(x))
+        middle = self.layer3(shallow)
+        return shallow, middle, self.layer4(middle)
+
+
+class ResNet18(_ResNetPyramid, nn.Module):
     """ResNet-18 features (N, 8 * width, H / s, W / s) for output stride s in {8, 16, 32}."""
 
     def __init__(self, width: int = 64, output_stride: int = 8):
@@ -65,6 +76,7 @@ class ResNet18(nn.Module):
                                                              BasicBlock(out_channels, out_channels)))
             channels = out_channels
         self.out_channels = channels
+        self.pyramid_channels = (2 * width, 4 * width, 8 * width)
         set_output_stride(self, output_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,7 +84,7 @@ class ResNet18(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-class ResNet50(nn.Module):
+class ResNet50(_ResNetPyramid, nn.Module):
     """torchvision's ResNet-50 (random initialisation) as a feature extractor, 2048 channels."""
 
     builder = staticmethod(torchvision.models.resnet50)
@@ -83,6 +95,7 @@ class ResNet50(nn.Module):
         self.conv1, self.bn1, self.relu, self.maxpool = net.conv1, net.bn1, net.relu, net.maxpool
         self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
         self.out_channels = 2048
+        self.pyramid_channels = (512, 1024, 2048)
         set_output_stride(self, output_stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
