@@ -123,10 +123,26 @@ def notebook_times(output_dir: str | os.PathLike):
     return table.rename_axis("notebook")
 
 
+def process_memory(process) -> int:
+    """Bytes of memory that ``process`` (a psutil.Process) accounts for: its PSS (its private pages
+    and its share of the pages it shares), else its RSS where the system tells no PSS."""
+    import psutil
+
+    try:
+        pss = getattr(process.memory_full_info(), "pss", None)
+    except psutil.AccessDenied:
+        pss = None
+    return pss if pss is not None else process.memory_info().rss
+
+
 class PeakMemory(contextlib.AbstractContextManager):
-    """The largest resident memory that this process's children (the notebook's kernel and whatever it
-    starts, e.g. the ablation batch's own kernels) held together while the block ran, sampled every
-    ``interval`` seconds: a student's laptop must hold a chapter's peak, not the runner's."""
+    """The largest memory that this process's children (the notebook's kernel and whatever it
+    starts, e.g. DataLoader workers or the ablation batch's own kernels) held together while the
+    block ran, sampled every ``interval`` seconds: a student's laptop must hold a chapter's peak, not
+    the runner's. Each child counts its proportional set size (PSS): a page that forked processes
+    share counts once in all, where summing their resident sizes (RSS) counts it in each of them
+    (a forked worker's RSS includes the kernel's whole copy-on-write heap). Where PSS cannot be read
+    (e.g. macOS), a child counts its RSS."""
 
     def __init__(self, interval: float = 0.2):
         import psutil
@@ -135,18 +151,18 @@ class PeakMemory(contextlib.AbstractContextManager):
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
-    def _children_rss(self) -> int:
+    def _children_memory(self) -> int:
         import psutil
 
         total = 0
         for child in self._me.children(recursive=True):
             with contextlib.suppress(psutil.Error):  # a child may end between listing and reading it
-                total += child.memory_info().rss
+                total += process_memory(child)
         return total
 
     def _sample(self) -> None:
         while not self._stop.is_set():
-            self.peak_bytes = max(self.peak_bytes, self._children_rss())
+            self.peak_bytes = max(self.peak_bytes, self._children_memory())
             self._stop.wait(self.interval)
 
     def __enter__(self) -> "PeakMemory":

