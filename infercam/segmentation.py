@@ -104,9 +104,12 @@ GROUND_TRUTH = "ground_truth"
 def segmenter_folder(work_dir: str | os.PathLike, method: str, pseudo_label_step: str,
                      settings: SegmentationTraining) -> Path:
     """Where 08 keeps the DeepLab trained on ``method``'s pseudo labels (``pseudo_label_step``: rw or
-    rw_crf; none for :data:`GROUND_TRUTH`) with ``settings``, and its predictions."""
+    rw_crf; none for :data:`GROUND_TRUTH`) with ``settings``, and its predictions; the decoders on a
+    frozen backbone in a ``frozen_backbone`` folder of their own."""
     labels = method if method == GROUND_TRUTH else f"{method}-{pseudo_label_step}"
-    return resolve_path(work_dir) / "segmentation" / labels / settings.slug
+    # the two recipes apart: a work_dir keeps the networks of both
+    recipe = "frozen_backbone" if settings.frozen_backbone else ""
+    return resolve_path(work_dir) / "segmentation" / labels / recipe / settings.slug
 
 
 def background_cue(pseudo: np.ndarray, saliency: np.ndarray, threshold: float) -> np.ndarray:
