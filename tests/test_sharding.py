@@ -139,12 +139,12 @@ def test_a_step_whose_network_is_untrained_or_split_is_not_its_notebooks_says_wh
 def test_two_gloo_ranks_make_the_single_process_segmentation(tiny_profile):
     # catches sharded val predictions that differ from one process's, or miss the trained DeepLab 08 would use
     profiles, root = tiny_profile
-    torch.manual_seed(0)
-    model = build_segmenter("resnet18", width=8).state_dict()  # stands in for a DeepLab that 08 trained
     folders = {}
     for name in ("single", "sharded"):
         step = Step("segmentation", profiles[name], 0, 1, 0)
         settings = segmentation_training(step.parameters, step.mixed_precision, "none")
+        torch.manual_seed(0)  # the same stand-in for the network that 08 trained, with the profile's recipe
+        model = build_segmenter("resnet18", width=8, frozen_backbone=settings.frozen_backbone).state_dict()
         folders[name] = segmenter_folder(step["work_dir"], "baseline", step["pseudo_label_step"], settings)
         folders[name].mkdir(parents=True)
         torch.save({"settings": settings.to_dict(), "model": model, "history": []}, folders[name] / "deeplab.pth")
