@@ -68,6 +68,15 @@ class SegmentationTraining(TrainingSettings):
         if isinstance(self.aamr, dict):  # as a checkpoint stores it
             self.aamr = AAMRSettings(**self.aamr)
 
+    def identity(self) -> dict:
+        """:meth:`TrainingSettings.identity`, without ``frozen_backbone`` for the whole network: every
+        network was trained whole before that setting existed, so the checkpoints and label maps made
+        then keep matching their settings."""
+        values = super().identity()
+        if not self.frozen_backbone:
+            del values["frozen_backbone"]
+        return values
+
     @property
     def slug(self) -> str:
         """Folder name: the use of saliency, then each saliency setting it uses that differs from

@@ -216,3 +216,19 @@ def test_images_of_different_sizes_are_refused_with_the_fix(data):
     features = [tuple(torch.zeros(2, 4, size, size) for _ in range(3)) for size in (4, 6)]
     with pytest.raises(ValueError, match="differ in size.*frozen_backbone False"):
         CachedPyramidPairs(features, names, root / "pseudo", None)
+
+
+def test_label_maps_of_a_whole_network_made_before_the_frozen_backbone_setting_still_match(data, tmp_path):
+    # Catches a work_dir whose DeepLab predictions (made before the setting existed, so without it in
+    # their record) are refused after the update: re-running 08 would demand deleting them.
+    root, dataset = data
+    settings = tiny(saliency="none")
+    model, _ = load_or_train_segmenter(dataset, root / "pseudo", None, settings, tmp_path / "deeplab.pth", progress=False)
+    older = {key: value for key, value in settings.identity().items() if key != "frozen_backbone"}
+    names = dataset.names[:1]
+    segment_dataset(model, dataset, tmp_path / "val", older, names, scales=(1.0,), flip=False, progress=False)
+    segment_dataset(model, dataset, tmp_path / "val", settings.identity(), names, scales=(1.0,), flip=False,
+                    progress=False)
+    with pytest.raises(MapsSettingsError, match="frozen_backbone"):
+        segment_dataset(model, dataset, tmp_path / "val", tiny(saliency="none", frozen_backbone=True).identity(), names,
+                        scales=(1.0,), flip=False, progress=False)
