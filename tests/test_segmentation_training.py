@@ -161,9 +161,9 @@ def frozen(data, tmp_path_factory):
 
 
 def test_a_frozen_backbone_stays_as_it_started_and_only_the_decoder_learns(frozen):
-    # Catches a backbone that learns after all (its parameters in the optimiser) or whose BatchNorm
-    # statistics drift (put in training mode with the decoder): the features cached before training
-    # would then no longer be the backbone's, and the test would segment with another network.
+    # Catches a backbone that does not start from the given weights (the features cached for training
+    # would not be those of the classifier 08 names) or that changes during training (the test would
+    # segment with another backbone than the decoder learned on), and a decoder that learns nothing.
     start, model, history, _, _ = frozen
     assert np.isfinite(history["loss"]).all() and (history["bce"] > 0).all()
     for name, value in start.backbone.state_dict().items():

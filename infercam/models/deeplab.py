@@ -97,15 +97,12 @@ class FrozenBackboneSegmenter(nn.Module):
             raise ValueError(f"{type(backbone).__name__} has no pyramid(x) of features at three depths: a frozen "
                              "backbone needs one (EfficientNet-Lite0 and the ResNets have it)")
         self.backbone = backbone
-        set_stride = getattr(backbone, "set_output_stride", None)
-        set_stride(16) if set_stride else set_output_stride(backbone, 16)
+        if hasattr(backbone, "set_output_stride"):  # a backbone with its own layout (EfficientNet)
+            backbone.set_output_stride(16)
+        else:
+            set_output_stride(backbone, 16)
         backbone.requires_grad_(False)
         self.decoder = PyramidDecoder(backbone.pyramid_channels, num_classes)
-
-    def train(self, mode: bool = True) -> "FrozenBackboneSegmenter":
-        super().train(mode)
-        self.backbone.eval()  # its BatchNorm statistics stay the classifier's
-        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(*self.backbone.pyramid(x))
