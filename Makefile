@@ -69,7 +69,7 @@ lab: venv ## start JupyterLab on NOTEBOOKS (default notebooks; each chapter says
 exercises: venv ## write student copies of the chapters (solutions replaced by stubs) into EXERCISES_DIR
 	$(PY) -m infercam.student_copies --out $(EXERCISES_DIR)
 
-seeds: venv $(BOOK_DATA) ## rerun the classifier and the CAM chapters under each of SEEDS="0 1 2"; each difference's spread
+seeds: venv $(BOOK_DATA) ## rerun each chapter that trains a network (01-04, 06-08) under each of SEEDS="0 1 2"; each difference's spread
 	$(PY) -m infercam.seeds --profile $(PROFILE) --seeds $(SEEDS)
 
 book: venv $(BOOK_DATA) notebooks book-only ## venv + data + notebooks + build the book (warnings are errors)

@@ -1,18 +1,21 @@
-"""Seed spread: the classifier and the chapters' CAM methods rerun under several seeds, each seed in
-its own work_dir, and the spread of every difference the book reports, as CSV and Markdown.
+"""Seed spread: the chapters that train networks rerun under several seeds, each seed in its own
+work_dir, and the spread of every difference the book reports, as CSV and Markdown.
 
     python -m infercam.seeds --profile cpu --seeds 0 1 2
     make seeds PROFILE=cpu SEEDS="0 1 2"
 
 The intervals of :mod:`infercam.bootstrap` say how much a difference depends on the sampled images;
-this says how much it depends on the training seed (the classifier's initialisation and batches).
+this says how much it depends on the training seed: the classifier's initialisation and batches
+(01, read by 02 to 04), the fine-tuned classifiers of Table 4 (06), AffinityNet (07) and the
+segmentation networks of Table 5 (08), each on its own seed's upstream outputs.
 Seed ``k`` runs in ``<work_dir>-seeds/seed<k>/`` (executed copies in
 ``build/seeds/<profile>/seed<k>/``), except the profile's own seed, whose run is the book's, in
 ``<work_dir>``; a notebook that finished there with the same parameters (``make book`` records
 them too) is skipped. The table goes to ``<work_dir>-seeds/seed_spread.csv`` and ``.md``, one row per
 difference: its value under each seed, their mean, minimum, maximum and range, and the paper's.
-It is too long for ``make book`` (the cpu profile's notebooks 01 to 04 take about half the book's
-time per seed) and does not run there.
+It is too long for ``make book`` (each seed costs the cpu profile about one book: 07 and 08 alone take
+about 45 minutes on 2 cores) and does not run there. 05 (the ablation grid) is left out: it measures
+the CAM methods of 02 to 04 once more, at a grid's cost.
 """
 from __future__ import annotations
 
@@ -31,7 +34,9 @@ from infercam.download import write_text_atomic
 from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_parameters
 from infercam.runs import finished_with_parameters, record_parameters
 
-DEFAULT_NOTEBOOKS = ["01_baseline_cam", "02_split_unite", "03_iterative", "04_combined"]
+DEFAULT_NOTEBOOKS = ["01_baseline_cam", "02_split_unite", "03_iterative", "04_combined", "06_split_retraining",
+                     "07_random_walk", "08_segmentation"]
+KEPT_DIR = PROJECT_ROOT / "measurements"  # a profile's kept `make seeds` table: measurements/<profile>-seeds
 OUTPUT_DIR = PROJECT_ROOT / "build" / "seeds"
 TABLE_NAME = "seed_spread"
 SEED_TABLES = ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5")
@@ -158,21 +163,66 @@ def read_seed_table(work_dir: str | os.PathLike) -> pd.DataFrame | None:
     return None if spread is None else spread[0]
 
 
+def made_by(spread: tuple[pd.DataFrame, dict[str, dict]], profile: str) -> bool:
+    """Whether every seed of a ``make seeds`` table ran ``profile`` (another profile's seeds say
+    nothing about this one's numbers)."""
+    return {context.get("profile") for context in spread[1].values()} == {profile}
+
+
 def spreads_to_show(work_dirs: dict[str, str | os.PathLike], profile: str,
                     kept: str | os.PathLike = "") -> dict[str, tuple[pd.DataFrame, dict[str, dict]]]:
     """The ``make seeds`` tables that 10_results shows, by label: each profile's own (``work_dirs``:
     profile -> work_dir; its ``<work_dir>-seeds``) and, when ``profile`` has none, the copy kept in
-    the repository at ``kept``, if that one was made by ``profile`` (another profile's seeds say
-    nothing about this one's numbers)."""
+    the repository at ``kept``, if that one was made by ``profile``."""
     collected = {name: spread for name, path in work_dirs.items()
                  if (spread := read_seed_spread(seeds_dir(path))) is not None}
     from infercam.page import shown_path  # the book shows paths relative to the repository
 
     spreads = {f"{name} (`{shown_path(seed_table_paths(work_dirs[name])[0])}`)": spread for name, spread in collected.items()}
     kept_spread = read_seed_spread(kept) if kept and profile not in collected else None
-    if kept_spread is not None and {context.get("profile") for context in kept_spread[1].values()} == {profile}:
+    if kept_spread is not None and made_by(kept_spread, profile):
         spreads[f"{profile}, kept in the repository (`{shown_path(resolve_path(kept))}`)"] = kept_spread
     return spreads
+
+
+def profile_seed_spread(profile: str, work_dir: str | os.PathLike,
+                        kept: str | os.PathLike | None = None) -> tuple[pd.DataFrame, str] | None:
+    """The seed table a chapter quotes beside its intervals, and where it comes from in words: the
+    work_dir's own (``<work_dir>-seeds``), else the copy kept in the repository (``kept``, by default
+    ``measurements/<profile>-seeds``; "": none) if ``profile``'s seeds made it; None when neither exists."""
+    from infercam.page import shown_path  # the book shows paths relative to the repository
+
+    own = read_seed_spread(seeds_dir(work_dir))
+    if own is not None:
+        return own[0], f"`make seeds`, `{shown_path(seeds_dir(work_dir))}`"
+    kept = KEPT_DIR / f"{profile}-seeds" if kept is None else kept
+    kept_spread = read_seed_spread(kept) if kept else None  # "": no kept copy
+    if kept_spread is None or not made_by(kept_spread, profile):
+        return None
+    dates = sorted(context.get("date", "?")[:10] for context in kept_spread[1].values())
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return kept_spread[0], f"the `make seeds` run of {when} kept in `{shown_path(resolve_path(kept))}`"
+
+
+def seed_shares(spread: tuple[pd.DataFrame, str] | None, differences: dict[str, tuple[tuple[str, str, str], pd.Series]],
+                profile: str) -> str:
+    """Sentences to set after some differences' verdicts: for each (``what`` -> (its row of the seed
+    table, (table, row, measure); its interval, a row of :func:`paired_bootstrap`)) its range over
+    the seeds of ``spread`` (:func:`profile_seed_spread`) beside the width of its 95% interval over
+    the images, and which of the two moves it more; how to measure the seeds' share where no seed
+    table has the rows."""
+    said = []
+    for what, (difference, interval) in differences.items():
+        if spread is None or difference not in spread[0].index:
+            continue
+        row, source = spread[0].loc[difference], spread[1]
+        seeds, images = row["max"] - row["min"], interval["Δ high"] - interval["Δ low"]
+        dominant = ("the training seed moves it more than the sampled images do" if seeds > images
+                    else "the sampled images move it more than the training seed does")
+        said.append(f"{what}, over {int(row['seeds'])} training seeds ({source}), ranged {row['min']:+.2f}..{row['max']:+.2f}: "
+                    f"{seeds:.2f} points wide, against {images:.2f} for its 95% interval over the images, so {dominant}.")
+    return " ".join(said) or (f"The training seed's share is not measured for this profile: `make seeds PROFILE={profile}` "
+                              "measures it.")
 
 
 def sign_changes(table: pd.DataFrame) -> list[tuple]:
@@ -186,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="cpu", help="profile name under profiles/ or a YAML path (default: cpu)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="the seeds (default: 0 1 2)")
     parser.add_argument("--notebooks", nargs="+", metavar="NAME",
-                        help=f"the notebooks to rerun (default: {' '.join(DEFAULT_NOTEBOOKS)}; add 05_ablations, "
-                             "07_random_walk, 08_segmentation for the ablation grid, the walk and DeepLab)")
+                        help=f"the notebooks to rerun (default: {' '.join(DEFAULT_NOTEBOOKS)}; add 05_ablations "
+                             "for the ablation grid)")
     args = parser.parse_args(argv)
     if len(set(args.seeds)) < 2:
         print("error: a spread needs at least two different seeds, e.g. --seeds 0 1 2", file=sys.stderr)

@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -134,3 +135,63 @@ def test_the_book_s_run_is_skipped_when_the_profile_gives_its_work_dir_relative_
 
 def test_one_seed_is_refused():
     assert seeds.main(["--seeds", "1", "1"]) == 2
+
+
+def test_the_default_seed_batch_covers_tables_4_and_5_with_every_chapter_they_read_from():
+    # Catches `make seeds` leaving out the chapters of Tables 4 and 5 (06, 08), or running one of them
+    # without a chapter it reads from (08 without 07's pseudo labels stops at its prerequisite check
+    # in a seed's fresh work_dir), or out of the book's order.
+    from infercam.prerequisites import DATA_STEP, needed
+
+    assert {"06_split_retraining", "08_segmentation"} <= set(seeds.DEFAULT_NOTEBOOKS)
+    assert seeds.DEFAULT_NOTEBOOKS == sorted(seeds.DEFAULT_NOTEBOOKS)
+    for chapter in seeds.DEFAULT_NOTEBOOKS:
+        assert set(needed(chapter)) - {DATA_STEP} <= set(seeds.DEFAULT_NOTEBOOKS), chapter
+
+
+def interval(low: float, high: float) -> pd.Series:
+    return pd.Series({"Δ": (low + high) / 2, "Δ low": low, "Δ high": high, "images": 50})
+
+
+def test_a_verdict_sets_the_seeds_range_beside_the_images_interval_and_names_the_larger(tmp_path):
+    # Catches the seeds' range compared with half the interval (or with the mean), the two sources
+    # of noise named the wrong way round, and a row of another difference quoted.
+    work_dirs = {seed: tmp_path / f"seed{seed}" for seed in (0, 1, 2)}
+    for seed, gain in zip(work_dirs, (1.0, 2.0, 4.5)):  # train CAM: 1.0..4.5 (3.5 wide); val CAM: 1.0 under each
+        write_metrics(work_dirs[seed], "04_combined", combined_metrics(gain), {"profile": "cpu"})
+    seeds.write_seed_table(seeds.collect_seed_table(work_dirs), tmp_path / "work", seeds.seed_contexts(work_dirs))
+    spread = seeds.profile_seed_spread("cpu", tmp_path / "work")
+    train, val = ("Table 1", "Δ ours − baseline", "train CAM"), ("Table 1", "Δ ours − baseline", "val CAM")
+    said = seeds.seed_shares(spread, {"The train gain": (train, interval(0.0, 3.0))}, "cpu")
+    assert "The train gain, over 3 training seeds" in said and "+1.00..+4.50" in said
+    assert "3.50 points wide, against 3.00" in said and "the training seed moves it more" in said
+    said = seeds.seed_shares(spread, {"The train gain": (train, interval(-0.5, 3.4))}, "cpu")  # 3.9 wide: images
+    assert "the sampled images move it more than the training seed does" in said
+    said = seeds.seed_shares(spread, {"The val gain": (val, interval(0.5, 1.5))}, "cpu")
+    assert "+1.00..+1.00" in said and "0.00 points wide" in said
+    missing = ("Table 5", "Δ AAMR − no saliency", "val (CRF)")
+    assert seeds.seed_shares(spread, {"AAMR": (missing, interval(0, 1))}, "cpu") == seeds.seed_shares(None, {}, "cpu")
+    assert "`make seeds PROFILE=cpu`" in seeds.seed_shares(None, {"AAMR": (missing, interval(0, 1))}, "cpu")
+
+
+def test_a_chapter_quotes_its_own_seed_table_else_the_kept_copy_of_its_own_profile_only(tmp_path):
+    # Catches a chapter quoting another profile's kept seeds (the cpu book's seeds under the smoke
+    # profile), preferring the kept copy to the work_dir's own newer table, and "" (no kept copy)
+    # read as the repository's root.
+    def make_table(work_dir, profile, gain):
+        work_dirs = {seed: tmp_path / profile / str(gain) / f"seed{seed}" for seed in (0, 1)}
+        for seed in work_dirs:
+            write_metrics(work_dirs[seed], "04_combined", combined_metrics(gain * seed), {"profile": profile, "date": "2026-12-07"})
+        seeds.write_seed_table(seeds.collect_seed_table(work_dirs), work_dir, seeds.seed_contexts(work_dirs))
+
+    make_table(tmp_path / "kept", "cpu", 1.0)
+    kept = tmp_path / "kept-seeds"
+    table, source = seeds.profile_seed_spread("cpu", tmp_path / "book", kept)
+    assert source == f"the `make seeds` run of 2026-12-07 kept in `{kept}`"
+    assert table.loc[("Table 1", "Δ ours − baseline", "train CAM"), "max"] == pytest.approx(1.0)
+    assert seeds.profile_seed_spread("smoke", tmp_path / "book", kept) is None
+    assert seeds.profile_seed_spread("cpu", tmp_path / "book", "") is None
+    make_table(tmp_path / "book", "cpu", 2.0)
+    table, source = seeds.profile_seed_spread("cpu", tmp_path / "book", kept)
+    assert source == f"`make seeds`, `{tmp_path / 'book-seeds'}`"
+    assert table.loc[("Table 1", "Δ ours − baseline", "train CAM"), "max"] == pytest.approx(2.0)
