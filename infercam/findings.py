@@ -1,5 +1,6 @@
 """The book's front page in numbers: each effect the paper reports, what this profile's runs measured
-for it, with its 95% interval over the images, and whether it reproduces here.
+for it, with its 95% interval over the images, its range over training seeds (where ``make seeds``
+measured it), and whether it reproduces here.
 
 Built from the same tables and intervals as the results chapter (:mod:`infercam.results`), so the
 front page and the chapters never disagree: a number here is a number of a chapter's metrics file.
@@ -10,6 +11,7 @@ import pandas as pd
 
 from infercam import results
 from infercam.bootstrap import conclusion
+from infercam.seeds import profile_seed_spread
 
 # Which chapter measures each of the paper's tables (the first one is where the effect is discussed).
 CHAPTERS = {"Table 1": ["04_combined", "07_random_walk"], "Table 2": ["05_ablations"], "Table 3": ["04_combined"],
@@ -36,15 +38,19 @@ def outcome(paper_delta: float, delta: float, low: float | None, high: float | N
 def findings(work_dir, profile: str, seed: int = 0) -> pd.DataFrame:
     """One row per difference that the paper reports and this profile measured, keyed like the results
     chapter's tables (table, row, measure): the paper's Δ, ours, its 95% interval (low, high), the
-    images it rests on, the outcome (:func:`outcome`) and the chapter to read.
-    Empty when the chapters have not run."""
+    images it rests on, its range over the training seeds (seeds low, seeds high: the
+    :func:`infercam.seeds.profile_seed_spread` table, NaN where none has it), the outcome
+    (:func:`outcome`) and the chapter to read. Empty when the chapters have not run."""
+
     runs, _ = results.load_runs({profile: work_dir})
     effects = results.gains({name: build(runs) for name, build in results.TABLES.items()})
     if profile not in effects.columns:
-        return pd.DataFrame(columns=["table", "row", "measure", "paper", "here", "low", "high", "images", "outcome",
-                                     "chapter"])
+        return pd.DataFrame(columns=["table", "row", "measure", "paper", "here", "low", "high", "images", "seeds low",
+                                     "seeds high", "outcome", "chapter"])
     effects = effects[[results.PAPER, profile]].dropna()
     intervals = results.difference_intervals({profile: work_dir}, seed=seed)
+    spread = profile_seed_spread(profile, work_dir)
+    seed_rows = spread[0] if spread is not None else pd.DataFrame(columns=["min", "max"])
     rows = []
     for (table, row, measure), values in effects.iterrows():
         key = (table, row, measure, profile)
@@ -53,6 +59,7 @@ def findings(work_dir, profile: str, seed: int = 0) -> pd.DataFrame:
         rows.append({
             "table": table, "row": row, "measure": measure, "paper": values[results.PAPER], "here": values[profile],
             "low": low, "high": high, "images": int(found["images"]) if found is not None else None,
+            "seeds low": seed_rows["min"].get((table, row, measure)), "seeds high": seed_rows["max"].get((table, row, measure)),
             "outcome": outcome(values[results.PAPER], values[profile], low, high),
             "chapter": CHAPTERS.get(table, [""])[0],
         })
@@ -76,6 +83,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "here": table["here"].map("{:+.1f}".format),
         "95% interval": [f"{low:+.1f} to {high:+.1f}" if pd.notna(low) else "—" for low, high in zip(table["low"], table["high"])],
         "images": table["images"].map(lambda n: "—" if pd.isna(n) else f"{int(n)}"),
+        "over seeds": [f"{low:+.1f} to {high:+.1f}" if pd.notna(low) else "—"
+                       for low, high in zip(table["seeds low"], table["seeds high"])],
         "outcome": table["outcome"],
     })
     return shown.set_index("effect (chapter)")

@@ -19,17 +19,19 @@ def test_outcome_follows_the_interval_and_the_papers_sign(paper, delta, low, hig
 
 
 def test_display_table_names_the_chapter_and_shows_counts_as_integers():
-    # Catches counts printed as "60.0" and NaN cells shown to the reader.
+    # Catches counts printed as "60.0", NaN cells shown to the reader, and a seed range that shows
+    # another column's numbers.
     table = pd.DataFrame([{"table": "Table 2", "row": "Δ iterative inference − baseline", "measure": "mIoU (%)",
                            "paper": 1.4, "here": 0.5, "low": -0.6, "high": 1.6, "images": 60.0,
-                           "outcome": WITHIN_NOISE, "chapter": "05_ablations"},
+                           "seeds low": -0.2, "seeds high": 1.1, "outcome": WITHIN_NOISE, "chapter": "05_ablations"},
                           {"table": "Table 5", "row": "Δ AAMR − no saliency", "measure": "val (CRF)",
                            "paper": 4.6, "here": -1.3, "low": None, "high": None, "images": None,
-                           "outcome": OTHER_SIGN_NO_INTERVAL, "chapter": "08_segmentation"}])
+                           "seeds low": None, "seeds high": None, "outcome": OTHER_SIGN_NO_INTERVAL, "chapter": "08_segmentation"}])
     shown = display_table(table)
     assert list(shown.index) == ["Table 2: iterative inference − baseline, mIoU (%) (ch. 05)",
                                  "Table 5: AAMR − no saliency, val (CRF) (ch. 08)"]
     assert list(shown["images"]) == ["60", "—"] and list(shown["95% interval"]) == ["-0.6 to +1.6", "—"]
+    assert list(shown["over seeds"]) == ["-0.2 to +1.1", "—"]
     assert not shown.isna().any().any()
 
 
