@@ -25,10 +25,12 @@ import os
 import sys
 import time
 from pathlib import Path
+from statistics import NormalDist
 
 import pandas as pd
 
 from infercam import results
+from infercam.bootstrap import LEVEL
 from infercam.config import PROJECT_ROOT, WorkDirError, check_writable, load_profile, resolve_path
 from infercam.download import write_text_atomic
 from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_parameters
@@ -208,19 +210,23 @@ def seed_shares(spread: tuple[pd.DataFrame, str] | None, differences: dict[str, 
                 profile: str) -> str:
     """Sentences to set after some differences' verdicts: for each (``what`` -> (its row of the seed
     table, (table, row, measure); its interval, a row of :func:`paired_bootstrap`)) its range over
-    the seeds of ``spread`` (:func:`profile_seed_spread`) beside the width of its 95% interval over
-    the images, and which of the two moves it more; how to measure the seeds' share where no seed
-    table has the rows."""
+    the seeds of ``spread`` (:func:`profile_seed_spread`) beside its 95% interval over the images,
+    and which of the two moves it more; how to measure the seeds' share where no seed table has the
+    rows. Which moves it more compares standard deviations: the seeds' values' (n − 1 in the
+    denominator) against the images' standard error, the interval's width over 2 × 1.96, as the
+    range of three seeds is narrower than a 95% interval of the same spread."""
     said = []
     for what, (difference, interval) in differences.items():
         if spread is None or difference not in spread[0].index:
             continue
         row, source = spread[0].loc[difference], spread[1]
-        seeds, images = row["max"] - row["min"], interval["Δ high"] - interval["Δ low"]
-        dominant = ("the training seed moves it more than the sampled images do" if seeds > images
+        seed_sd = row[[column for column in row.index if column.startswith("seed ")]].dropna().std(ddof=1)
+        image_sd = (interval["Δ high"] - interval["Δ low"]) / (2 * NormalDist().inv_cdf(0.5 + LEVEL / 2))
+        dominant = ("the training seed moves it more than the sampled images do" if seed_sd > image_sd
                     else "the sampled images move it more than the training seed does")
-        said.append(f"{what}, over {int(row['seeds'])} training seeds ({source}), ranged {row['min']:+.2f}..{row['max']:+.2f}: "
-                    f"{seeds:.2f} points wide, against {images:.2f} for its 95% interval over the images, so {dominant}.")
+        said.append(f"{what}, over {int(row['seeds'])} training seeds ({source}), ranged {row['min']:+.2f}..{row['max']:+.2f} "
+                    f"(standard deviation {seed_sd:.2f} points), against a {LEVEL:.0%} interval over the images of "
+                    f"{interval['Δ low']:+.2f}..{interval['Δ high']:+.2f} (standard error about {image_sd:.2f}): {dominant}.")
     return " ".join(said) or (f"The training seed's share is not measured for this profile: `make seeds PROFILE={profile}` "
                               "measures it.")
 

@@ -154,21 +154,24 @@ def interval(low: float, high: float) -> pd.Series:
 
 
 def test_a_verdict_sets_the_seeds_range_beside_the_images_interval_and_names_the_larger(tmp_path):
-    # Catches the seeds' range compared with half the interval (or with the mean), the two sources
-    # of noise named the wrong way round, and a row of another difference quoted.
+    # Catches the seeds' range compared with the interval's width (three seeds' range is narrower than
+    # a 95% interval of the same spread, so the images would nearly always seem to dominate), the two
+    # sources of noise named the wrong way round, and a row of another difference quoted.
     work_dirs = {seed: tmp_path / f"seed{seed}" for seed in (0, 1, 2)}
-    for seed, gain in zip(work_dirs, (1.0, 2.0, 4.5)):  # train CAM: 1.0..4.5 (3.5 wide); val CAM: 1.0 under each
+    for seed, gain in zip(work_dirs, (1.0, 2.0, 4.5)):  # train CAM: 1.0..4.5, sd 1.80; val CAM: 1.0 under each
         write_metrics(work_dirs[seed], "04_combined", combined_metrics(gain), {"profile": "cpu"})
     seeds.write_seed_table(seeds.collect_seed_table(work_dirs), tmp_path / "work", seeds.seed_contexts(work_dirs))
     spread = seeds.profile_seed_spread("cpu", tmp_path / "work")
     train, val = ("Table 1", "Δ ours − baseline", "train CAM"), ("Table 1", "Δ ours − baseline", "val CAM")
-    said = seeds.seed_shares(spread, {"The train gain": (train, interval(0.0, 3.0))}, "cpu")
-    assert "The train gain, over 3 training seeds" in said and "+1.00..+4.50" in said
-    assert "3.50 points wide, against 3.00" in said and "the training seed moves it more" in said
-    said = seeds.seed_shares(spread, {"The train gain": (train, interval(-0.5, 3.4))}, "cpu")  # 3.9 wide: images
+    # 3.9 points wide (standard error 0.99), wider than the seeds' range of 3.5, yet a smaller spread than theirs
+    said = seeds.seed_shares(spread, {"The train gain": (train, interval(-0.5, 3.4))}, "cpu")
+    assert "The train gain, over 3 training seeds" in said and "+1.00..+4.50 (standard deviation 1.80 points)" in said
+    assert "95% interval over the images of -0.50..+3.40 (standard error about 0.99)" in said
+    assert "the training seed moves it more than the sampled images do" in said
+    said = seeds.seed_shares(spread, {"The train gain": (train, interval(-4.0, 4.0))}, "cpu")  # standard error 2.04
     assert "the sampled images move it more than the training seed does" in said
     said = seeds.seed_shares(spread, {"The val gain": (val, interval(0.5, 1.5))}, "cpu")
-    assert "+1.00..+1.00" in said and "0.00 points wide" in said
+    assert "+1.00..+1.00 (standard deviation 0.00 points)" in said
     missing = ("Table 5", "Δ AAMR − no saliency", "val (CRF)")
     assert seeds.seed_shares(spread, {"AAMR": (missing, interval(0, 1))}, "cpu") == seeds.seed_shares(None, {}, "cpu")
     assert "`make seeds PROFILE=cpu`" in seeds.seed_shares(None, {"AAMR": (missing, interval(0, 1))}, "cpu")
