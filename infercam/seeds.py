@@ -42,6 +42,7 @@ KEPT_DIR = PROJECT_ROOT / "measurements"  # a profile's kept `make seeds` table:
 OUTPUT_DIR = PROJECT_ROOT / "build" / "seeds"
 TABLE_NAME = "seed_spread"
 SEED_TABLES = ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5")
+SAME_SPREAD = 1.25  # the seeds' and the images' standard deviations closer than this factor: "about as much"
 CHAPTER_STEPS = ("02_split_unite", "03_iterative")  # their CAM variants against the baseline, on val
 
 
@@ -214,7 +215,8 @@ def seed_shares(spread: tuple[pd.DataFrame, str] | None, differences: dict[str, 
     and which of the two moves it more; how to measure the seeds' share where no seed table has the
     rows. Which moves it more compares standard deviations: the seeds' values' (n − 1 in the
     denominator) against the images' standard error, the interval's width over 2 × 1.96, as the
-    range of three seeds is narrower than a 95% interval of the same spread."""
+    range of three seeds is narrower than a 95% interval of the same spread; within a factor of
+    ``SAME_SPREAD`` of each other they are called about equal (three seeds give a rough estimate)."""
     said = []
     for what, (difference, interval) in differences.items():
         if spread is None or difference not in spread[0].index:
@@ -222,8 +224,9 @@ def seed_shares(spread: tuple[pd.DataFrame, str] | None, differences: dict[str, 
         row, source = spread[0].loc[difference], spread[1]
         seed_sd = row[[column for column in row.index if column.startswith("seed ")]].dropna().std(ddof=1)
         image_sd = (interval["Δ high"] - interval["Δ low"]) / (2 * NormalDist().inv_cdf(0.5 + LEVEL / 2))
-        dominant = ("the training seed moves it more than the sampled images do" if seed_sd > image_sd
-                    else "the sampled images move it more than the training seed does")
+        dominant = ("the training seed moves it more than the sampled images do" if seed_sd > SAME_SPREAD * image_sd
+                    else "the sampled images move it more than the training seed does" if image_sd > SAME_SPREAD * seed_sd
+                    else "the two move it about as much")
         said.append(f"{what}, over {int(row['seeds'])} training seeds ({source}), ranged {row['min']:+.2f}..{row['max']:+.2f} "
                     f"(standard deviation {seed_sd:.2f} points), against a {LEVEL:.0%} interval over the images of "
                     f"{interval['Δ low']:+.2f}..{interval['Δ high']:+.2f} (standard error about {image_sd:.2f}): {dominant}.")
