@@ -41,7 +41,6 @@ def findings(work_dir, profile: str, seed: int = 0) -> pd.DataFrame:
     images it rests on, its range over the training seeds (seeds low, seeds high: the
     :func:`infercam.seeds.profile_seed_spread` table, NaN where none has it), the outcome
     (:func:`outcome`) and the chapter to read. Empty when the chapters have not run."""
-
     runs, _ = results.load_runs({profile: work_dir})
     effects = results.gains({name: build(runs) for name, build in results.TABLES.items()})
     if profile not in effects.columns:
