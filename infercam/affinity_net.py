@@ -25,12 +25,12 @@ from tqdm import tqdm
 
 from infercam.affinity import (FEATURE_STRIDE, affinity_labels, affinity_loss, pair_indices, pair_labels,
                                voc_labels_of, walk_scores)
-from infercam.cam import claim_folder, load_cams, normalise, to_tensor
+from infercam.cam import claim_folder, load_cams, normalise, to_tensor, weights_fingerprint
 from infercam.config import autocast, no_bar, resolve_mixed_precision, resolve_path
 from infercam.crf import PSA_CRF, CRFSettings, save_label_maps
 from infercam.models import build_affinity_net
 from infercam.models.affinity import pair_affinities
-from infercam.training import AffinityTraining, fit, load_backbone_weights, load_checkpoint, load_finished
+from infercam.training import AffinityTraining, fit, freeze_stages, load_backbone_weights, load_checkpoint, load_finished
 from infercam.transforms import ClassificationAugment
 from infercam.voc import load_label_png, save_label_png
 
@@ -99,7 +99,8 @@ def train_affinity_net(dataset, label_dir: str | os.PathLike, settings: Affinity
     ResNet-38) when given. Returns the model and the per-step history."""
     device = torch.device(device)
     torch.manual_seed(settings.seed)
-    model = build_affinity_net(settings.backbone, settings.width).to(device)
+    model = build_affinity_net(settings.backbone, settings.width, output_stride=settings.output_stride).to(device)
+    freeze_stages(model, settings.frozen_stages)  # psa keeps ResNet-38's first blocks fixed too
     # a CPU's training is a laptop's: its activations (4.6 GB for the cpu profile's batch) are
     # computed again in the backward pass rather than kept; the same weights, bit for bit
     model.recompute_in_backward = device.type == "cpu"
@@ -117,12 +118,13 @@ def train_affinity_net(dataset, label_dir: str | os.PathLike, settings: Affinity
 
 
 def affinity_training(parameters: Mapping, mixed_precision: bool) -> AffinityTraining:
-    """07's AffinityNet run from 07's parameters (``backbone``, ``width``, the ``aff_*`` ones,
-    ``num_workers``, ``seed``, ``work_dir``), fine-tuned from 01's classifier; ``mixed_precision`` is
+    """07's AffinityNet run from 07's parameters (``backbone``, ``width``, ``frozen_stages``, the
+    ``aff_*`` ones, ``num_workers``, ``seed``, ``work_dir``), fine-tuned from 01's classifier; ``mixed_precision`` is
     the resolved one (:func:`infercam.config.resolve_mixed_precision`)."""
     p = parameters
     return AffinityTraining(
-        backbone=p["backbone"], width=p["width"], epochs=p["aff_epochs"], batch_size=p["aff_batch_size"],
+        backbone=p["backbone"], width=p["width"], output_stride=p["aff_output_stride"],
+        frozen_stages=p["frozen_stages"], epochs=p["aff_epochs"], batch_size=p["aff_batch_size"],
         crop=p["aff_crop"], resize_long=p["aff_resize_long"], optimizer=p["aff_optimizer"], lr=p["aff_lr"],
         weight_decay=p["aff_weight_decay"], head_lr_multiplier=p["aff_head_lr_multiplier"], bias_lr_multiplier=1.0,
         mixed_precision=mixed_precision, num_workers=p["num_workers"], seed=p["seed"],
@@ -140,7 +142,8 @@ def load_affinity_weights(path: str | os.PathLike, backbone: str, width: int) ->
 def load_finished_affinity_net(settings: AffinityTraining, checkpoint: str | os.PathLike,
                                device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
     """(network, history) of the finished ``checkpoint`` made with ``settings``, or None."""
-    return load_finished(checkpoint, settings, lambda state: build_affinity_net(settings.backbone, settings.width), device)
+    return load_finished(checkpoint, settings, lambda state: build_affinity_net(
+        settings.backbone, settings.width, output_stride=settings.output_stride), device)
 
 
 def load_or_train_affinity_net(dataset, label_dir, settings: AffinityTraining, checkpoint: str | os.PathLike,
@@ -179,8 +182,10 @@ def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, ou
     scores normalised to sum to 1 per pixel) goes there too. Returns ``out_dir``."""
     # The precision the affinities are computed in, resolved: a folder begun on a CPU in float32 and
     # resumed on a GPU in bfloat16 is refused rather than mixed.
+    # The AffinityNet's weights too: labels walked with a retrained network are never mixed in.
     walk = {"step": "random_walk", "cams": str(resolve_path(cam_dir)), "alpha": alpha, "beta": beta, "logt": logt,
-            "radius": radius, "mixed_precision": resolve_mixed_precision(mixed_precision, device)}
+            "radius": radius, "mixed_precision": resolve_mixed_precision(mixed_precision, device),
+            "affinity_net": weights_fingerprint(model)}
 
     def walked(name: str, image: np.ndarray):
         cams, class_ids = load_cams(Path(cam_dir) / f"{name}.npz")

@@ -18,6 +18,7 @@ Then the test: :func:`segment_probabilities` averages the softmax over scales an
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from infercam.aamr import AAMRSettings, aamr_loss
-from infercam.cam import normalise, to_tensor
+from infercam.cam import SETTINGS_FILE, normalise, to_tensor, weights_fingerprint
 from infercam.config import autocast, no_bar, resolve_mixed_precision, resolve_path
 from infercam.crf import DEEPLAB_CRF, CRFSettings, save_label_maps
 from infercam.models import build_segmenter
@@ -60,6 +61,7 @@ class SegmentationTraining(TrainingSettings):
     lr: float = 2.5e-4
     saliency: str = "aamr"
     aamr: AAMRSettings = field(default_factory=AAMRSettings)  # also the background cue's saliency_threshold
+    labels: str = ""  # what the training labels are (:func:`labels_identity`), set by load_or_train_segmenter
 
     def __post_init__(self):
         super().__post_init__()
@@ -187,11 +189,30 @@ def pyramid_features(backbone: nn.Module, dataset, names: list[str], device: tor
     return features
 
 
+#: The features of the last :func:`_shared_pyramid_features` call, by what decides them: a chapter's
+#: decoders (one per pseudo-label source and use of saliency) all learn on the same backbone's features.
+_last_features: dict[tuple, list[tuple[torch.Tensor, ...]]] = {}
+
+
+def _shared_pyramid_features(backbone: nn.Module, settings: SegmentationTraining, dataset, names: list[str],
+                             device: torch.device, progress: bool) -> list[tuple[torch.Tensor, ...]]:
+    """:func:`pyramid_features`, computed once for the trainings that share the starting weights,
+    images and precision (kept for the next call, one set at a time)."""
+    key = (settings.backbone, settings.width, settings.identity()["initial_weights"], str(dataset.root), dataset.split,
+           tuple(names), bool(settings.mixed_precision), str(device))
+    if key not in _last_features:
+        _last_features.clear()
+        _last_features[key] = pyramid_features(backbone, dataset, names, device, settings.mixed_precision, progress)
+    return _last_features[key]
+
+
 class CachedPyramidPairs(torch.utils.data.Dataset):
     """(shallow, middle, deep features, pseudo label (H, W) int64, saliency (H, W) float in [0, 1])
     of each image, from :func:`pyramid_features`: the image or, with probability one half, its mirror
     image, with its label and saliency mirrored too. No random scaling or cropping: the features
     are those of the whole image at its own size."""
+
+    in_memory = True  # nothing to read from disk: :func:`infercam.training.fit` starts no worker processes
 
     def __init__(self, features: list[tuple[torch.Tensor, ...]], names: list[str], label_dir: str | os.PathLike,
                  saliency_dir: str | os.PathLike | None, background_cue: float | None = None):
@@ -220,6 +241,18 @@ class CachedPyramidPairs(torch.utils.data.Dataset):
                 torch.from_numpy(pseudo.astype(np.int64)), torch.from_numpy(saliency.astype(np.float32) / 255))
 
 
+def at_logit_size(logits: torch.Tensor, pseudo: torch.Tensor, saliency: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The pseudo labels (N, H, W) and saliency maps (N, H, W) at the logits' (N, C, h, w) size, by
+    nearest neighbour at the cells' centres: deeplab-pytorch's ``resize_labels``, which sets the loss
+    at the logits' stride rather than upsampling the logits to the image (64 times fewer pixels at
+    stride 8, the same targets on the grid the network predicts)."""
+    if pseudo.shape[1:] == logits.shape[2:]:
+        return pseudo, saliency
+    size = logits.shape[2:]
+    resized = F.interpolate(torch.stack([pseudo.float(), saliency.float()], dim=1), size=size, mode="nearest-exact")
+    return resized[:, 0].long(), resized[:, 1]
+
+
 def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,
                     settings: SegmentationTraining, checkpoint: str | os.PathLike, device: torch.device | str = "cpu",
                     progress: bool = True, names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
@@ -228,6 +261,7 @@ def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | o
     backbone starts from ``settings.initial_weights`` when given (shared names only). With
     ``settings.frozen_backbone``, the backbone stays as it starts and only the decoder learns, on
     features computed once. Returns the model and the per-step history."""
+    settings = dataclasses.replace(settings, labels=labels_identity(label_dir))  # saved with the checkpoint
     if settings.saliency != "none" and saliency_dir is None:
         raise ValueError(f"saliency {settings.saliency!r} needs saliency maps: pass saliency_dir")
     device = torch.device(device)
@@ -239,7 +273,7 @@ def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | o
     cue = settings.aamr.saliency_threshold if settings.saliency == "background_cue" else None
     saliency_dir = saliency_dir if settings.saliency != "none" else None
     if settings.frozen_backbone:
-        features = pyramid_features(model.backbone, dataset, names, device, settings.mixed_precision, progress)
+        features = _shared_pyramid_features(model.backbone, settings, dataset, names, device, progress)
         data = CachedPyramidPairs(features, names, label_dir, saliency_dir, cue)
         network = model.decoder
     else:
@@ -250,27 +284,39 @@ def train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | o
     def batch_loss(batch) -> torch.Tensor:
         *inputs, pseudo, saliency = (tensor.to(device, non_blocking=True) for tensor in batch)
         with autocast(device, settings.mixed_precision):
-            logits = network(*inputs)
-        logits = F.interpolate(logits.float(), size=pseudo.shape[1:], mode="bilinear", align_corners=False)
+            logits = network(*inputs).float()
+        pseudo, saliency = at_logit_size(logits, pseudo, saliency)
         loss, parts = aamr_loss(logits, pseudo, saliency if settings.saliency == "aamr" else None, settings.aamr)
         return loss, {name: value.mean() for name, value in parts.items()}
 
     return model, fit(model, data, batch_loss, settings, checkpoint, device, progress)
 
 
-def load_finished_segmenter(settings: SegmentationTraining, checkpoint: str | os.PathLike,
+def load_finished_segmenter(settings: SegmentationTraining, checkpoint: str | os.PathLike, label_dir: str | os.PathLike,
                             device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
-    """(network, history) of the finished ``checkpoint`` made with ``settings``, or None."""
+    """(network, history) of the finished ``checkpoint`` made with ``settings`` on the labels in
+    ``label_dir``, or None."""
+    settings = dataclasses.replace(settings, labels=labels_identity(label_dir))
     return load_finished(checkpoint, settings, lambda state: build_segmenter(
         settings.backbone, width=settings.width, imagenet=False, frozen_backbone=settings.frozen_backbone), device)
+
+
+def labels_identity(label_dir: str | os.PathLike) -> str:
+    """What the label maps in ``label_dir`` are, for the settings of a network trained on them: the
+    sha256 of the record their folder was claimed with (pseudo labels: which maps, walked by which
+    AffinityNet, how), or ``"annotations"`` for a folder without one (the dataset's own labels). A
+    network trained on labels made since is then never taken for one trained on these."""
+    record = resolve_path(label_dir) / SETTINGS_FILE
+    return hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else "annotations"
 
 
 def load_or_train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,
                             settings: SegmentationTraining, checkpoint: str | os.PathLike,
                             device: torch.device | str = "cpu", progress: bool = True,
                             names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
-    """The finished checkpoint if there is one (made with these settings), else train or resume."""
-    return (load_finished_segmenter(settings, checkpoint, device)
+    """The finished checkpoint if there is one (made with these settings and these labels), else
+    train or resume."""
+    return (load_finished_segmenter(settings, checkpoint, label_dir, device)
             or train_segmenter(dataset, label_dir, saliency_dir, settings, checkpoint, device, progress, names))
 
 
@@ -301,7 +347,9 @@ def segment_dataset(model: nn.Module, dataset, out_dir: str | os.PathLike, model
     ``crf_dir``, refined by the dense CRF (deeplab-pytorch's settings) there; ``model_settings``
     (its training settings' ``identity()``) is recorded with them, so maps of another model are never mixed in.
     Returns ``out_dir``."""
-    record = {"step": "segmentation", "model": model_settings, "scales": list(scales), "flip": flip,
+    # the weights too: predictions of a network retrained since (other labels, another recipe) are never mixed in
+    record = {"step": "segmentation", "model": model_settings, "weights": weights_fingerprint(model),
+              "scales": list(scales), "flip": flip,
               "mixed_precision": resolve_mixed_precision(mixed_precision, device)}  # resolved: see random_walk_labels
 
     def probabilities(name: str, image: np.ndarray):

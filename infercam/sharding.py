@@ -36,7 +36,7 @@ from infercam.config import (check_parameter_types, check_writable, load_profile
 from infercam.crf import PSA_CRF
 from infercam.datasets import VOCSegmentation
 from infercam.notebooks import NOTEBOOKS_DIR, notebook_defaults
-from infercam.segmentation import load_finished_segmenter, segment_dataset, segmentation_training, segmenter_folder
+from infercam.segmentation import GROUND_TRUTH, load_finished_segmenter, segment_dataset, segmentation_training, segmenter_folder
 from infercam.training import load_baseline_classifier
 
 METHODS = {"baseline": MethodSettings(), "split_unite": MethodSettings(split_unite=True),
@@ -142,7 +142,9 @@ def sharded_segmentation(step: Step, method: str, variant: str) -> Path:
     ``method``'s pseudo labels with the saliency use ``variant``."""
     settings = segmentation_training(step.parameters, step.mixed_precision, variant)
     out = segmenter_folder(step["work_dir"], method, step["pseudo_label_step"], settings)
-    finished = load_finished_segmenter(settings, out / "deeplab.pth", step.device)
+    labels = (step.dataset(step["pseudo_label_split"]).label_dir if method == GROUND_TRUTH else
+              pseudo_label_dir(step["work_dir"], method, step["pseudo_label_step"], step["pseudo_label_split"]))
+    finished = load_finished_segmenter(settings, out / "deeplab.pth", labels, step.device)
     if finished is None:
         raise TrainFirst(f"no trained DeepLab at {out / 'deeplab.pth'}: run notebooks/08_segmentation.ipynb with this "
                          "profile first (it trains on one device)")

@@ -306,8 +306,10 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
         epoch_seed = settings.seed * 1000 + epoch
         torch.manual_seed(epoch_seed)
         generator = torch.Generator().manual_seed(epoch_seed)
+        # data already in memory (cached features) is indexed faster than a worker process starts
+        workers = 0 if getattr(data, "in_memory", False) else settings.num_workers
         loader = torch.utils.data.DataLoader(data, batch_size=settings.batch_size, shuffle=True, drop_last=True,
-                                             num_workers=settings.num_workers, generator=generator,
+                                             num_workers=workers, generator=generator,
                                              pin_memory=device.type == "cuda")
         model.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{settings.epochs}", disable=no_bar(progress), leave=False)

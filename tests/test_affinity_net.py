@@ -131,3 +131,37 @@ def test_a_cpu_training_recomputes_activations(steps, tmp_path):
     model, _ = train_affinity_net(dataset, labels_dir, affinity_settings(root), tmp_path / "aff.pth", "cpu", progress=False)
     assert model.recompute_in_backward
     assert build_affinity_net("resnet18", 8, imagenet=False).recompute_in_backward is False  # inference keeps nothing
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "efficientnet_lite0"])
+def test_at_output_stride_16_the_affinities_stay_on_the_stride_8_grid(backbone):
+    # Catches deep features left on the stride-16 grid: the walk would pair the cells of a coarser
+    # grid than the one the maps are pooled onto (by 8), and the labels would not line up.
+    image = torch.rand(1, 3, 64, 96)
+    for stride in (8, 16):
+        net = build_affinity_net(backbone, width=4, imagenet=False, output_stride=stride).eval()
+        with torch.no_grad():
+            assert net.features(image).shape[2:] == (8, 12)
+    with pytest.raises(ValueError, match="aff_output_stride"):
+        build_affinity_net("resnet38d", output_stride=16)
+
+
+def test_the_affinitynet_trains_at_its_settings_stride_and_reloads_so(steps, tmp_path):
+    # Catches a finished checkpoint rebuilt at the default stride 8 (its deep weights would run on
+    # another grid than they learned on) while it was trained at 16.
+    root, dataset, cams = steps
+    labels_dir = make_affinity_labels(dataset, cams, tmp_path / "labels", progress=False)
+    settings = affinity_settings(root, output_stride=16)
+    model, _ = load_or_train_affinity_net(dataset, labels_dir, settings, tmp_path / "aff.pth", progress=False)
+    again, _ = load_or_train_affinity_net(dataset, labels_dir, settings, tmp_path / "aff.pth")
+    assert model.backbone.output_stride == again.backbone.output_stride == 16
+
+
+def test_labels_walked_by_another_affinitynet_are_not_mixed_in(steps, tmp_path):
+    # Catches a folder of walked labels resumed with a retrained AffinityNet: its record named the
+    # maps and the walk's settings only, so the new network's labels were added to the old ones.
+    root, dataset, cams = steps
+    first, second = (build_affinity_net("resnet18", width=4).eval() for _ in range(2))  # two random draws
+    random_walk_labels(first, dataset, cams, tmp_path / "walk", names=dataset.names[:1], logt=1, progress=False)
+    with pytest.raises(MapsSettingsError, match="affinity_net"):
+        random_walk_labels(second, dataset, cams, tmp_path / "walk", logt=1, progress=False)

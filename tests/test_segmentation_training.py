@@ -2,20 +2,25 @@
 saliency detector, on a tiny generated mini-VOC and a few generated scenes."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 import torchvision
+from PIL import Image
 
-from infercam.cam import MapsSettingsError
+from infercam import segmentation
+from infercam.cam import MapsSettingsError, claim_folder
 from infercam.minivoc import compose_saliency_scene
 from infercam.models import build_segmenter
 from infercam.saliency import make_saliency_maps
 from infercam.saliency_net import SaliencyTraining, load_or_train_saliency_net, predict_saliency
 from infercam.cam import normalise
-from infercam.segmentation import (CachedPyramidPairs, SegmentationPairs, SegmentationTraining, load_or_train_segmenter,
-                                   pyramid_features, segment_dataset, segment_probabilities, train_segmenter)
-from infercam.training import load_backbone_weights
+from infercam.segmentation import (CachedPyramidPairs, SegmentationPairs, SegmentationTraining, at_logit_size,
+                                   load_finished_segmenter, load_or_train_segmenter, pyramid_features, segment_dataset,
+                                   segment_probabilities, train_segmenter)
+from infercam.training import CheckpointError, load_backbone_weights
 from infercam.transforms import ClassificationAugment
 from infercam.voc import load_label_png, save_label_png
 from tiny_data import tiny_split
@@ -232,3 +237,61 @@ def test_label_maps_of_a_whole_network_made_before_the_frozen_backbone_setting_s
     with pytest.raises(MapsSettingsError, match="frozen_backbone"):
         segment_dataset(model, dataset, tmp_path / "val", tiny(saliency="none", frozen_backbone=True).identity(), names,
                         scales=(1.0,), flip=False, progress=False)
+
+
+def test_the_loss_reads_the_labels_at_the_logits_cells_as_deeplab_pytorch_does():
+    # Catches labels resized by an interpolation that blends class ids into ids no pixel has, or
+    # sampled off the cells' centres (labels shifted against the predictions): deeplab-pytorch
+    # resizes them to the logits with PIL's nearest neighbour.
+    rng = np.random.default_rng(0)
+    for size, cells in ((384, 48), (321, 41)):
+        labels = rng.integers(0, 21, (2, size, size)).astype(np.uint8)
+        labels[:, :7] = 255
+        saliency = rng.random((2, size, size)).astype(np.float32)
+        pseudo, resized = at_logit_size(torch.zeros(2, 21, cells, cells), torch.from_numpy(labels).long(),
+                                        torch.from_numpy(saliency))
+        nearest = lambda maps: np.stack([np.asarray(Image.fromarray(m).resize((cells, cells), Image.NEAREST)) for m in maps])
+        assert pseudo.dtype == torch.int64 and np.array_equal(pseudo.numpy(), nearest(labels))
+        assert np.array_equal(resized.numpy(), nearest(saliency))
+
+
+def test_decoders_on_one_backbone_and_one_set_of_images_compute_its_features_once(data, frozen, tmp_path, monkeypatch):
+    # Catches each of a chapter's decoders (one per use of saliency and per source of labels)
+    # computing the fixed backbone's features of every training image again.
+    root, dataset = data
+    *_, settings, _ = frozen
+    computed = []
+    compute = segmentation.pyramid_features
+    monkeypatch.setattr(segmentation, "pyramid_features", lambda *args, **kwargs: computed.append(1) or compute(*args, **kwargs))
+    monkeypatch.setattr(segmentation, "_last_features", {})
+    for saliency in ("none", "background_cue"):
+        train_segmenter(dataset, root / "pseudo", root / "saliency", dataclasses.replace(settings, saliency=saliency),
+                        tmp_path / saliency / "deeplab.pth", progress=False)
+    assert len(computed) == 1
+    train_segmenter(dataset, root / "pseudo", root / "saliency", settings, tmp_path / "fewer" / "deeplab.pth",
+                    progress=False, names=dataset.names[:4])
+    assert len(computed) == 2  # other images: their own features
+
+
+def test_a_network_trained_on_labels_made_since_is_not_taken_for_the_new_one(data, tmp_path):
+    # Catches a DeepLab checkpoint, or its predictions, reused after its pseudo labels were made
+    # again (e.g. walked by a retrained AffinityNet): its settings alone do not say which labels it learned.
+    root, dataset = data
+    labels = tmp_path / "pseudo"
+    claim_folder(labels, {"step": "random_walk", "affinity_net": "first"})
+    for name in dataset.names:
+        save_label_png(dataset.load_label(name), labels / f"{name}.png")
+    settings = tiny(saliency="none")
+    model, _ = load_or_train_segmenter(dataset, labels, None, settings, tmp_path / "deeplab.pth", progress=False)
+    assert load_finished_segmenter(settings, tmp_path / "deeplab.pth", labels) is not None
+    (labels / "settings.json").unlink()
+    claim_folder(labels, {"step": "random_walk", "affinity_net": "second"})
+    for name in dataset.names:  # the new network's labels: everything background
+        save_label_png(np.zeros_like(dataset.load_label(name)), labels / f"{name}.png")
+    with pytest.raises(CheckpointError, match="labels"):
+        load_or_train_segmenter(dataset, labels, None, settings, tmp_path / "deeplab.pth", progress=False)
+    names = dataset.names[:1]
+    segment_dataset(model, dataset, tmp_path / "val", settings.identity(), names, flip=False, progress=False)
+    retrained, _ = train_segmenter(dataset, labels, None, settings, tmp_path / "again.pth", progress=False)
+    with pytest.raises(MapsSettingsError, match="weights"):
+        segment_dataset(retrained, dataset, tmp_path / "val", settings.identity(), names, flip=False, progress=False)

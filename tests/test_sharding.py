@@ -4,6 +4,7 @@ when launched again."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from infercam.cam import read_timing
 from infercam.conditional import maps_dir
 from infercam.affinity_net import pseudo_label_dir
 from infercam.models import build_affinity_net, build_classifier, build_segmenter
-from infercam.segmentation import segmentation_training, segmenter_folder
+from infercam.affinity_net import pseudo_label_dir
+from infercam.segmentation import labels_identity, segmentation_training, segmenter_folder
 from infercam.sharding import METHODS, Step, TrainFirst, run_step, shard
 from infercam.voc import load_label_png
 
@@ -143,6 +145,8 @@ def test_two_gloo_ranks_make_the_single_process_segmentation(tiny_profile):
     for name in ("single", "sharded"):
         step = Step("segmentation", profiles[name], 0, 1, 0)
         settings = segmentation_training(step.parameters, step.mixed_precision, "none")
+        labels = pseudo_label_dir(step["work_dir"], "baseline", step["pseudo_label_step"], step["pseudo_label_split"])
+        settings = dataclasses.replace(settings, labels=labels_identity(labels))  # as 08 saves it
         torch.manual_seed(0)  # the same stand-in for the network that 08 trained, with the profile's recipe
         model = build_segmenter("resnet18", width=8, frozen_backbone=settings.frozen_backbone).state_dict()
         folders[name] = segmenter_folder(step["work_dir"], "baseline", step["pseudo_label_step"], settings)

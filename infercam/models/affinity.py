@@ -6,9 +6,13 @@ ELU). The affinity of two feature-grid cells is exp(-mean_c |f_i - f_j|), in (0,
   ``f8_4``, ``f8_5``, ``f9`` beside the backbone's), so ``res38_aff.pth`` loads strictly;
   stages ``conv4`` (512), ``conv5`` (1024), ``conv6`` (4096).
 * :class:`ResNetAffinity`: the same head on a torchvision-layout backbone (the offline profiles'
-  ResNet-18) at output stride 8; stages layer2, layer3, layer4.
-* :class:`EfficientNetAffinity`: the same head on ImageNet's EfficientNet-Lite0 at output stride 8;
-  stages 2 (40 channels, the first at stride 8), 4 (112) and the 1280-channel head.
+  ResNet-18); stages layer2, layer3, layer4.
+* :class:`EfficientNetAffinity`: the same head on ImageNet's EfficientNet-Lite0; stages 2 (40
+  channels, the first at stride 8), 4 (112) and the 1280-channel head.
+
+The first stage read is at stride 8 and sets the grid of the affinities. The deeper ones run at the
+backbone's output stride: 8 as psa's, or 16 with their features upsampled onto the stride-8 grid (the
+offline profiles': the dilated deep stages at stride 8 are most of a CPU's training time).
 """
 from __future__ import annotations
 
@@ -93,12 +97,12 @@ class ResNet38Affinity(_AffinityOutput, ResNet38d):
 
 
 class ResNetAffinity(_AffinityOutput, nn.Module):
-    """The head on a torchvision-layout backbone (``conv1 bn1 maxpool layer1..layer4``), set to
-    output stride 8 so that layer2..layer4 share the stride-8 grid."""
+    """The head on a torchvision-layout backbone (``conv1 bn1 maxpool layer1..layer4``) at
+    ``output_stride`` 8 (layer2..layer4 share the stride-8 grid) or 16 (layer3 and layer4 upsampled)."""
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: nn.Module, output_stride: int = 8):
         nn.Module.__init__(self)
-        set_output_stride(backbone, 8)
+        set_output_stride(backbone, output_stride)
         self.backbone = backbone
         channels = tuple(_last_conv(getattr(backbone, f"layer{i}")).out_channels for i in (2, 3, 4))
         _head(self, channels)
@@ -116,11 +120,11 @@ def _last_conv(layer: nn.Module) -> nn.Conv2d:
 
 
 class EfficientNetAffinity(_AffinityOutput, nn.Module):
-    """The head on :class:`infercam.models.efficientnet.EfficientNetLite0` at output stride 8."""
+    """The head on :class:`infercam.models.efficientnet.EfficientNetLite0` at ``output_stride`` 8 or 16."""
 
-    def __init__(self, backbone: nn.Module):
+    def __init__(self, backbone: nn.Module, output_stride: int = 8):
         nn.Module.__init__(self)
-        backbone.set_output_stride(8)
+        backbone.set_output_stride(output_stride)
         self.backbone = backbone
         channels = [backbone.net.blocks[i][-1].conv_pwl.out_channels for i in backbone.affinity_stages]
         _head(self, (*channels, backbone.out_channels))
