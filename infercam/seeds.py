@@ -13,8 +13,8 @@ Seed ``k`` runs in ``<work_dir>-seeds/seed<k>/`` (executed copies in
 ``<work_dir>``; a notebook that finished there with the same parameters (``make book`` records
 them too) is skipped. The table goes to ``<work_dir>-seeds/seed_spread.csv`` and ``.md``, one row per
 difference: its value under each seed, their mean, minimum, maximum and range, and the paper's.
-It is too long for ``make book`` (each seed costs the cpu profile about one book: 07 and 08 alone take
-about 45 minutes on 2 cores) and does not run there. 05 (the ablation grid) is left out: it measures
+It is too long for ``make book`` (each seed costs the cpu profile most of a book: 07 and 08 alone take
+about 16 minutes on 2 cores) and does not run there. 05 (the ablation grid) is left out: it measures
 the CAM methods of 02 to 04 once more, at a grid's cost.
 """
 from __future__ import annotations

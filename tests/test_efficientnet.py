@@ -168,3 +168,19 @@ def test_the_folded_copy_follows_the_network_after_it_was_made():
         (features, _), (folded, _) = _unfolded_and_folded(backbone, x)
         torch.testing.assert_close(folded, features, rtol=1e-4, atol=1e-4)
     assert features.shape[-1] == 8  # at stride 8
+
+
+def test_features_of_several_images_fold_the_batchnorms_once(monkeypatch):
+    # Catches a forward that counts as a change of the network (a module built inside it), so that
+    # every image's features fold the BatchNorms again: slower than not folding at all.
+    from infercam.models import folding
+
+    folds = []
+    fold = folding.fold_batch_norms
+    monkeypatch.setattr(folding, "fold_batch_norms", lambda net: folds.append(1) or fold(net))
+    backbone = EfficientNetLite0(output_stride=16, imagenet=False).eval()
+    with torch.no_grad():
+        for _ in range(3):
+            backbone.stages(torch.rand(1, 3, 64, 64))
+            backbone.pyramid(torch.rand(1, 3, 64, 64))
+    assert len(folds) == 1

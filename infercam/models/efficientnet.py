@@ -106,6 +106,14 @@ def load_lite0_imagenet(model: nn.Module, state: dict[str, torch.Tensor] | None 
     return model
 
 
+def _chained(first: nn.Module, second: nn.Module):
+    """``second(first(x))``: a module while gradients are recorded (a recomputation then keeps its
+    BatchNorm statistics as they were), a plain function in inference, where building a module
+    would count as a change of the network and fold its BatchNorms again on every forward
+    (:class:`infercam.models.folding.FoldedForInference`)."""
+    return nn.Sequential(first, second) if torch.is_grad_enabled() else (lambda inputs: second(first(inputs)))
+
+
 class EfficientNetLite0(nn.Module):
     """EfficientNet-Lite0 features (N, 1280, H / s, W / s) for output stride s in {8, 16, 32},
     from ImageNet's weights (``imagenet=False``: random, for a checkpoint to overwrite).
@@ -168,14 +176,14 @@ class EfficientNetLite0(nn.Module):
         (:func:`infercam.models.recompute.recomputed`; the same gradients, less memory)."""
         net = self._running_net()
         run = recomputed if recompute else (lambda module, inputs: module(inputs))
-        x = run(nn.Sequential(net.conv_stem, net.bn1), x)
+        x = run(_chained(net.conv_stem, net.bn1), x)
         outputs = []
         for stage in net.blocks:
             for block in stage:
                 x = run(block, x)
             outputs.append(x)
         if head:
-            outputs.append(run(nn.Sequential(net.conv_head, net.bn2), x))
+            outputs.append(run(_chained(net.conv_head, net.bn2), x))
         return outputs
 
     def pyramid(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
