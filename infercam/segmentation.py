@@ -61,7 +61,7 @@ class SegmentationTraining(TrainingSettings):
     lr: float = 2.5e-4
     saliency: str = "aamr"
     aamr: AAMRSettings = field(default_factory=AAMRSettings)  # also the background cue's saliency_threshold
-    labels: str = ""  # what the training labels are (:func:`labels_identity`), set by load_or_train_segmenter
+    labels: str = ""  # what the training labels are (:func:`labels_identity`), set when trained or loaded
 
     def __post_init__(self):
         super().__post_init__()

@@ -43,7 +43,7 @@ def build_affinity_net(backbone: str, width: int = 64, imagenet: bool = True, ou
     """AffinityNet on ``"resnet38d"`` (psa's names: loads ``res38_aff.pth``), ``"resnet18"`` or
     ``"resnet50"``, randomly initialised, or ``"efficientnet_lite0"`` from ImageNet. The affinities
     are always on the stride-8 grid; ``output_stride`` 16 runs the deep stages at stride 16 and
-    upsamples their features onto it (about 7 times less work on a CPU; psa: 8, ResNet-38's only)."""
+    upsamples their features onto it (far less work on a CPU; psa: 8, ResNet-38's only)."""
     if output_stride not in (8, 16):
         raise ValueError(f"AffinityNet's output stride must be 8 or 16, got {output_stride}")
     if backbone == "resnet38d":
