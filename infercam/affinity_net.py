@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from infercam.affinity import (FEATURE_STRIDE, affinity_labels, affinity_loss, pair_indices, pair_labels,
                                voc_labels_of, walk_scores)
-from infercam.cam import claim_folder, load_cams, normalise, to_tensor, weights_fingerprint
+from infercam.cam import claim_folder, labels_identity, load_cams, maps_identity, normalise, to_tensor, weights_fingerprint
 from infercam.config import autocast, no_bar, resolve_mixed_precision, resolve_path
 from infercam.crf import PSA_CRF, CRFSettings, save_label_maps
 from infercam.models import build_affinity_net
@@ -46,7 +46,7 @@ def make_affinity_labels(dataset, cam_dir: str | os.PathLike, out_dir: str | os.
     runs the CRFs on the image and maps resized by it (kernel widths scaled alike, psa's
     ``scale_factor``) and enlarges the labels back: AffinityNet reads them at stride 8 anyway."""
     out_dir = resolve_path(out_dir)
-    claim_folder(out_dir, {"step": "affinity_labels", "cams": str(resolve_path(cam_dir)), "alpha_low": alpha_low,
+    claim_folder(out_dir, {"step": "affinity_labels", "cams": maps_identity(resolve_path(cam_dir)), "alpha_low": alpha_low,
                            "alpha_high": alpha_high, "scale": scale, "crf": dataclasses.asdict(crf)})
     scaled_crf = dataclasses.replace(crf, gaussian_sxy=crf.gaussian_sxy * scale, bilateral_sxy=crf.bilateral_sxy * scale)
     for name in tqdm(_todo(dataset, out_dir, names), desc=f"affinity labels of {dataset.split}", disable=no_bar(progress)):
@@ -97,6 +97,7 @@ def train_affinity_net(dataset, label_dir: str | os.PathLike, settings: Affinity
     ``label_dir``; the backbone
     starts from ``settings.initial_weights`` (the classifier's checkpoint, or psa's ImageNet
     ResNet-38) when given. Returns the model and the per-step history."""
+    settings = dataclasses.replace(settings, labels=labels_identity(label_dir))  # saved with the checkpoint
     device = torch.device(device)
     torch.manual_seed(settings.seed)
     model = build_affinity_net(settings.backbone, settings.width, output_stride=settings.output_stride).to(device)
@@ -139,9 +140,11 @@ def load_affinity_weights(path: str | os.PathLike, backbone: str, width: int) ->
     return model
 
 
-def load_finished_affinity_net(settings: AffinityTraining, checkpoint: str | os.PathLike,
+def load_finished_affinity_net(settings: AffinityTraining, checkpoint: str | os.PathLike, label_dir: str | os.PathLike,
                                device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
-    """(network, history) of the finished ``checkpoint`` made with ``settings``, or None."""
+    """(network, history) of the finished ``checkpoint`` made with ``settings`` on the affinity labels
+    in ``label_dir``, or None."""
+    settings = dataclasses.replace(settings, labels=labels_identity(label_dir))
     return load_finished(checkpoint, settings, lambda state: build_affinity_net(
         settings.backbone, settings.width, output_stride=settings.output_stride), device)
 
@@ -150,7 +153,7 @@ def load_or_train_affinity_net(dataset, label_dir, settings: AffinityTraining, c
                                device: torch.device | str = "cpu", progress: bool = True,
                                names: list[str] | None = None) -> tuple[nn.Module, pd.DataFrame]:
     """The finished checkpoint if there is one (made with these settings), else train or resume."""
-    return (load_finished_affinity_net(settings, checkpoint, device)
+    return (load_finished_affinity_net(settings, checkpoint, label_dir, device)
             or train_affinity_net(dataset, label_dir, settings, checkpoint, device, progress, names))
 
 
@@ -183,7 +186,7 @@ def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, ou
     # The precision the affinities are computed in, resolved: a folder begun on a CPU in float32 and
     # resumed on a GPU in bfloat16 is refused rather than mixed.
     # The AffinityNet's weights too: labels walked with a retrained network are never mixed in.
-    walk = {"step": "random_walk", "cams": str(resolve_path(cam_dir)), "alpha": alpha, "beta": beta, "logt": logt,
+    walk = {"step": "random_walk", "cams": maps_identity(resolve_path(cam_dir)), "alpha": alpha, "beta": beta, "logt": logt,
             "radius": radius, "mixed_precision": resolve_mixed_precision(mixed_precision, device),
             "affinity_net": weights_fingerprint(model)}
 

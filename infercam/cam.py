@@ -259,6 +259,29 @@ def state_fingerprint(state: dict) -> str:
     return digest.hexdigest()
 
 
+def record_identity(folder: str | os.PathLike) -> str | None:
+    """The sha256 of the record (settings.json) that ``folder``'s maps or labels were claimed with
+    (:func:`claim_folder`: which method, classifier or AffinityNet made them, and how), or None for a
+    folder without one. Unlike the folder's path, it changes when they are made again by another
+    network, and not when the project is moved."""
+    record = Path(folder) / SETTINGS_FILE
+    return hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else None
+
+
+def maps_identity(cam_dir: str | os.PathLike) -> str:
+    """What the maps in ``cam_dir`` are, for the record of what is made from them:
+    :func:`record_identity`, or the folder's path for maps made elsewhere (nothing else says what they are)."""
+    return record_identity(cam_dir) or str(Path(cam_dir).resolve())
+
+
+def labels_identity(label_dir: str | os.PathLike) -> str:
+    """What the label maps in ``label_dir`` are, for the settings of a network trained on them:
+    :func:`record_identity` (pseudo or affinity labels: which maps, walked by which AffinityNet, how), or
+    ``"annotations"`` for a folder without a record (the dataset's own labels). A network trained on
+    labels made since is then never taken for one trained on these."""
+    return record_identity(label_dir) or "annotations"
+
+
 def method_settings(method, model=None) -> dict:
     """What decides a method's maps, as JSON: the method's class and fields (nested methods too;
     not the device, which changes nothing but speed), the classifier's output stride and its

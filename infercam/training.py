@@ -94,6 +94,7 @@ class AffinityTraining(TrainingSettings):
     resize_long: tuple[int, int] = (448, 768)
     lr: float = 0.1
     radius: int = 5
+    labels: str = ""  # what the affinity labels are (:func:`infercam.cam.labels_identity`), set when trained or loaded
 
 
 class AugmentedClassification(torch.utils.data.Dataset):

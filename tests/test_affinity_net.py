@@ -2,15 +2,18 @@
 (from a classifier's backbone), random-walk pseudo labels; each resumable, with clear errors."""
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
 from infercam.affinity_net import load_or_train_affinity_net, make_affinity_labels, random_walk_labels
-from infercam.cam import MapsSettingsError, infer_cams
+from infercam.cam import SETTINGS_FILE, MapsSettingsError, infer_cams
 from infercam.crf import PSA_CRF
 from infercam.models import build_affinity_net
-from infercam.training import AffinityTraining, load_backbone_weights, train_classifier
+from infercam.training import AffinityTraining, CheckpointError, load_backbone_weights, train_classifier
 from infercam.voc import load_label_png
 from test_training import tiny_settings
 from tiny_data import tiny_split
@@ -165,3 +168,50 @@ def test_labels_walked_by_another_affinitynet_are_not_mixed_in(steps, tmp_path):
     random_walk_labels(first, dataset, cams, tmp_path / "walk", names=dataset.names[:1], logt=1, progress=False)
     with pytest.raises(MapsSettingsError, match="affinity_net"):
         random_walk_labels(second, dataset, cams, tmp_path / "walk", logt=1, progress=False)
+
+
+def test_labels_made_from_maps_made_again_by_another_classifier_are_refused(steps, tmp_path):
+    # Catches affinity labels and walked labels resumed after their CAMs were made again by a retrained
+    # classifier: their record named the maps' folder, which had not changed, so old labels were reused.
+    root, dataset, cams = steps
+    model = build_affinity_net("resnet18", width=4).eval()
+    cam_dir = tmp_path / "cams"
+    cam_dir.mkdir()
+    for path in cams.iterdir():
+        (cam_dir / path.name).write_bytes(path.read_bytes())
+    make_affinity_labels(dataset, cam_dir, tmp_path / "labels", names=dataset.names[:1], progress=False)
+    random_walk_labels(model, dataset, cam_dir, tmp_path / "walk", names=dataset.names[:1], logt=1, progress=False)
+    record = json.loads((cam_dir / SETTINGS_FILE).read_text())
+    (cam_dir / SETTINGS_FILE).write_text(json.dumps({**record, "classifier": "retrained"}))  # as a retrained one claims it
+    with pytest.raises(MapsSettingsError, match="cams"):
+        make_affinity_labels(dataset, cam_dir, tmp_path / "labels", progress=False)
+    with pytest.raises(MapsSettingsError, match="cams"):
+        random_walk_labels(model, dataset, cam_dir, tmp_path / "walk", logt=1, progress=False)
+
+
+def test_a_moved_project_keeps_its_labels(steps, tmp_path):
+    # Catches records that named the maps by their absolute path: a work_dir moved or copied elsewhere
+    # refused every folder of labels made from them.
+    root, dataset, cams = steps
+    model = build_affinity_net("resnet18", width=4).eval()
+    for place in ("before", "after"):
+        cam_dir = tmp_path / place / "cams"
+        shutil.copytree(cams, cam_dir)
+        if place == "after":
+            shutil.copytree(tmp_path / "before" / "labels", tmp_path / "after" / "labels")
+            shutil.copytree(tmp_path / "before" / "walk", tmp_path / "after" / "walk")
+        make_affinity_labels(dataset, cam_dir, tmp_path / place / "labels", names=dataset.names[:1], progress=False)
+        random_walk_labels(model, dataset, cam_dir, tmp_path / place / "walk", names=dataset.names[:1], logt=1,
+                           progress=False)
+
+
+def test_an_affinitynet_trained_on_labels_made_since_is_refused(steps, tmp_path):
+    # Catches a finished AffinityNet reused after its affinity labels were made again (from other maps):
+    # its checkpoint did not say which labels it learned from.
+    root, dataset, cams = steps
+    labels_dir = make_affinity_labels(dataset, cams, tmp_path / "labels", progress=False)
+    load_or_train_affinity_net(dataset, labels_dir, affinity_settings(root), tmp_path / "aff.pth", progress=False)
+    shutil.rmtree(labels_dir)
+    make_affinity_labels(dataset, cams, labels_dir, alpha_low=2, progress=False)  # other labels, same folder
+    with pytest.raises(CheckpointError, match="labels"):
+        load_or_train_affinity_net(dataset, labels_dir, affinity_settings(root), tmp_path / "aff.pth", progress=False)

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from infercam.cam import read_timing
+from infercam.affinity_net import pseudo_label_dir
+from infercam.cam import labels_identity, read_timing
 from infercam.conditional import maps_dir
-from infercam.affinity_net import pseudo_label_dir
 from infercam.models import build_affinity_net, build_classifier, build_segmenter
-from infercam.affinity_net import pseudo_label_dir
-from infercam.segmentation import labels_identity, segmentation_training, segmenter_folder
+from infercam.segmentation import segmentation_training, segmenter_folder
 from infercam.sharding import METHODS, Step, TrainFirst, run_step, shard
 from infercam.voc import load_label_png
 
