@@ -18,7 +18,6 @@ Then the test: :func:`segment_probabilities` averages the softmax over scales an
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,8 @@ from torch import nn
 from tqdm import tqdm
 
 from infercam.aamr import AAMRSettings, aamr_loss
-from infercam.cam import SETTINGS_FILE, normalise, to_tensor, weights_fingerprint
+from infercam.affinity_net import pseudo_label_dir
+from infercam.cam import labels_identity, normalise, to_tensor, weights_fingerprint
 from infercam.config import autocast, no_bar, resolve_mixed_precision, resolve_path
 from infercam.crf import DEEPLAB_CRF, CRFSettings, save_label_maps
 from infercam.models import build_segmenter
@@ -110,6 +110,14 @@ def segmentation_training(parameters: Mapping, mixed_precision: bool, saliency: 
 #: The "method" whose labels are the training split's own annotations: labels no pseudo label can be
 #: more accurate than, DeepLab's reference on perfect labels (08's ``ground_truth_upper_bound``).
 GROUND_TRUTH = "ground_truth"
+
+
+def training_label_dir(work_dir: str | os.PathLike, dataset, method: str, pseudo_label_step: str) -> Path:
+    """The labels DeepLab learns from for ``method``: the annotations of ``dataset`` (the split it trains
+    on) for :data:`GROUND_TRUTH`, else the pseudo labels 07 walked for that split."""
+    if method == GROUND_TRUTH:
+        return Path(dataset.label_dir)
+    return pseudo_label_dir(work_dir, method, pseudo_label_step, dataset.split)
 
 
 def segmenter_folder(work_dir: str | os.PathLike, method: str, pseudo_label_step: str,
@@ -299,15 +307,6 @@ def load_finished_segmenter(settings: SegmentationTraining, checkpoint: str | os
     settings = dataclasses.replace(settings, labels=labels_identity(label_dir))
     return load_finished(checkpoint, settings, lambda state: build_segmenter(
         settings.backbone, width=settings.width, imagenet=False, frozen_backbone=settings.frozen_backbone), device)
-
-
-def labels_identity(label_dir: str | os.PathLike) -> str:
-    """What the label maps in ``label_dir`` are, for the settings of a network trained on them: the
-    sha256 of the record their folder was claimed with (pseudo labels: which maps, walked by which
-    AffinityNet, how), or ``"annotations"`` for a folder without one (the dataset's own labels). A
-    network trained on labels made since is then never taken for one trained on these."""
-    record = resolve_path(label_dir) / SETTINGS_FILE
-    return hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else "annotations"
 
 
 def load_or_train_segmenter(dataset, label_dir: str | os.PathLike, saliency_dir: str | os.PathLike | None,

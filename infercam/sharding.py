@@ -36,7 +36,8 @@ from infercam.config import (check_parameter_types, check_writable, load_profile
 from infercam.crf import PSA_CRF
 from infercam.datasets import VOCSegmentation
 from infercam.notebooks import NOTEBOOKS_DIR, notebook_defaults
-from infercam.segmentation import GROUND_TRUTH, load_finished_segmenter, segment_dataset, segmentation_training, segmenter_folder
+from infercam.segmentation import (load_finished_segmenter, segment_dataset, segmentation_training, segmenter_folder,
+                                   training_label_dir)
 from infercam.training import load_baseline_classifier
 
 METHODS = {"baseline": MethodSettings(), "split_unite": MethodSettings(split_unite=True),
@@ -118,7 +119,7 @@ def _affinity_net(step: Step) -> torch.nn.Module:
         return load_affinity_weights(step["affinity_weights"], step["backbone"], step["width"]).to(step.device).eval()
     settings = affinity_training(step.parameters, step.mixed_precision)
     checkpoint = step.work / "affinity" / "affinity_net.pth"
-    finished = load_finished_affinity_net(settings, checkpoint, step.device)
+    finished = load_finished_affinity_net(settings, checkpoint, step.work / "affinity" / "labels", step.device)
     if finished is None:
         raise TrainFirst(f"no trained AffinityNet at {checkpoint}: run notebooks/07_random_walk.ipynb with this profile "
                          "first (it trains on one device), or set affinity_weights in the profile")
@@ -142,8 +143,7 @@ def sharded_segmentation(step: Step, method: str, variant: str) -> Path:
     ``method``'s pseudo labels with the saliency use ``variant``."""
     settings = segmentation_training(step.parameters, step.mixed_precision, variant)
     out = segmenter_folder(step["work_dir"], method, step["pseudo_label_step"], settings)
-    labels = (step.dataset(step["pseudo_label_split"]).label_dir if method == GROUND_TRUTH else
-              pseudo_label_dir(step["work_dir"], method, step["pseudo_label_step"], step["pseudo_label_split"]))
+    labels = training_label_dir(step["work_dir"], step.dataset(step["pseudo_label_split"]), method, step["pseudo_label_step"])
     finished = load_finished_segmenter(settings, out / "deeplab.pth", labels, step.device)
     if finished is None:
         raise TrainFirst(f"no trained DeepLab at {out / 'deeplab.pth'}: run notebooks/08_segmentation.ipynb with this "

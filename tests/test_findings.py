@@ -2,7 +2,8 @@
 import pandas as pd
 import pytest
 
-from infercam.findings import OPPOSITE, OTHER_SIGN_NO_INTERVAL, REPRODUCES, SAME_SIGN_NO_INTERVAL, WITHIN_NOISE, display_table, outcome
+from infercam.findings import (OPPOSITE, OTHER_SIGN_NO_INTERVAL, REPRODUCES, SAME_SIGN_NO_INTERVAL, WITHIN_NOISE, chapter,
+                               display_table, outcome)
 
 
 @pytest.mark.parametrize("paper, delta, low, high, expected", [
@@ -33,6 +34,15 @@ def test_display_table_names_the_chapter_and_shows_counts_as_integers():
     assert list(shown["images"]) == ["60", "—"] and list(shown["95% interval"]) == ["-0.6 to +1.6", "—"]
     assert list(shown["over seeds"]) == ["-0.2 to +1.1", "—"]
     assert not shown.isna().any().any()
+
+
+@pytest.mark.parametrize("table, measure, expected", [
+    ("Table 1", "train CAM", "04_combined"), ("Table 1", "val CAM", "04_combined"),
+    ("Table 1", "train CAM + RW", "07_random_walk"), ("Table 1", "train CAM + RW + CRF", "07_random_walk"),
+    ("Table 5", "val (CRF)", "08_segmentation"), ("Table 9", "mIoU (%)", "")])
+def test_each_finding_names_the_chapter_that_measured_it(table, measure, expected):
+    # Catches the front page sending a reader of the walked labels' difference to 04, which never walks.
+    assert chapter(table, measure) == expected
 
 
 def test_baseline_rows_read_the_split_from_chapters_whose_split_key_holds_settings():

@@ -4,6 +4,8 @@ multi-scale + flip average."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import torch.nn.functional as F
 
 from infercam.aamr import AAMRSettings, aamr_loss, conflict_rates, conflict_temperature, saliency_conflicts
 from infercam.models import build_segmenter
-from infercam.segmentation import SegmentationTraining, background_cue, segment_probabilities
+from infercam.segmentation import GROUND_TRUTH, SegmentationTraining, background_cue, segment_probabilities, training_label_dir
 
 
 def test_deeplab_v2_gives_stride_8_logits_and_upsampled_predictions():
@@ -185,3 +187,13 @@ def test_batch_scope_and_binary_target_through_the_loss_by_hand():
     assert loss.item() == pytest.approx(ce + 0.08 * (math.exp(0.75) - 1) * bce.mean().item(), rel=1e-5)
     _, soft_bce = hand_loss_parts(BATCH_LOGITS, BATCH_PSEUDO, BATCH_SALIENCY, 1 - BATCH_SALIENCY)
     assert (soft_bce - bce).abs().min() > 1e-3  # the binary target is another loss
+
+
+def test_deeplab_learns_the_annotations_of_its_split_or_the_labels_walked_for_that_split(tmp_path):
+    # Catches a DeepLab on train_aug reading the pseudo labels walked for train (another, smaller set of
+    # images), and the ground-truth network reading pseudo labels instead of the annotations.
+    train_aug = SimpleNamespace(split="train_aug", label_dir=tmp_path / "SegmentationClassAug")
+    train = SimpleNamespace(split="train", label_dir=tmp_path / "SegmentationClass")
+    assert training_label_dir(tmp_path, train_aug, GROUND_TRUTH, "rw") == Path(train_aug.label_dir)
+    assert training_label_dir(tmp_path, train_aug, "ours", "rw") == tmp_path / "pseudo_labels" / "train_aug" / "ours" / "rw"
+    assert training_label_dir(tmp_path, train, "baseline", "rw_crf") == tmp_path / "pseudo_labels" / "baseline" / "rw_crf"
