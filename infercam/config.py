@@ -253,8 +253,9 @@ def cuda_computes_bfloat16(device) -> bool:
 def resolve_mixed_precision(setting: bool | str, device) -> bool:
     """Whether the networks compute in bfloat16 autocast on ``device``. ``"auto"`` (the default):
     on a GPU with bfloat16 units (compute capability 8.0+), float32 elsewhere, and always float32
-    on a CPU, so that a seed gives the same numbers on every CPU (bfloat16 on a CPU with
-    bfloat16 units moved the classifier's val mAP by 2 points). ``"native"``: also on CPUs with
+    on a CPU, so that no CPU computes in bfloat16 unasked (bfloat16 on a CPU with bfloat16 units
+    moved the classifier's val mAP by 2 points). Float32 is not bit for bit the same on every CPU:
+    other vector units (AVX2, AVX-512, AMX) round differently, and a training drifts from there. ``"native"``: also on CPUs with
     bfloat16 units (AVX-512 BF16, AMX; faster, see ``benchmarks/cpu_precision.py``, with numbers
     that depend on the CPU). True or False force it (bfloat16 on a device that only emulates it
     is many times slower)."""

@@ -1,5 +1,5 @@
-"""Devices and mixed precision: 'auto' must compute in float32 on every CPU (the same numbers on every
-CPU) and in bfloat16 only on GPUs with bfloat16 units, asked of the GPU the run uses; CUDA runs repeat."""
+"""Devices and mixed precision: 'auto' must compute in float32 on every CPU (no CPU in bfloat16 unasked)
+and in bfloat16 only on GPUs with bfloat16 units, asked of the GPU the run uses; CUDA runs repeat."""
 from __future__ import annotations
 
 import os
