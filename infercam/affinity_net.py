@@ -46,7 +46,7 @@ def make_affinity_labels(dataset, cam_dir: str | os.PathLike, out_dir: str | os.
     runs the CRFs on the image and maps resized by it (kernel widths scaled alike, psa's
     ``scale_factor``) and enlarges the labels back: AffinityNet reads them at stride 8 anyway."""
     out_dir = resolve_path(out_dir)
-    claim_folder(out_dir, {"step": "affinity_labels", "cams": maps_identity(resolve_path(cam_dir)), "alpha_low": alpha_low,
+    claim_folder(out_dir, {"step": "affinity_labels", "cams": maps_identity(cam_dir), "alpha_low": alpha_low,
                            "alpha_high": alpha_high, "scale": scale, "crf": dataclasses.asdict(crf)})
     scaled_crf = dataclasses.replace(crf, gaussian_sxy=crf.gaussian_sxy * scale, bilateral_sxy=crf.bilateral_sxy * scale)
     for name in tqdm(_todo(dataset, out_dir, names), desc=f"affinity labels of {dataset.split}", disable=no_bar(progress)):
@@ -186,7 +186,7 @@ def random_walk_labels(model: nn.Module, dataset, cam_dir: str | os.PathLike, ou
     # The precision the affinities are computed in, resolved: a folder begun on a CPU in float32 and
     # resumed on a GPU in bfloat16 is refused rather than mixed.
     # The AffinityNet's weights too: labels walked with a retrained network are never mixed in.
-    walk = {"step": "random_walk", "cams": maps_identity(resolve_path(cam_dir)), "alpha": alpha, "beta": beta, "logt": logt,
+    walk = {"step": "random_walk", "cams": maps_identity(cam_dir), "alpha": alpha, "beta": beta, "logt": logt,
             "radius": radius, "mixed_precision": resolve_mixed_precision(mixed_precision, device),
             "affinity_net": weights_fingerprint(model)}
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from infercam.config import autocast, no_bar
+from infercam.config import autocast, no_bar, resolve_path
 
 PSA_SCALES = (1.0, 0.5, 1.5, 2.0)
 TIMING_FILE = "timing.json"  # beside the maps: what computing them cost
@@ -264,14 +264,14 @@ def record_identity(folder: str | os.PathLike) -> str | None:
     (:func:`claim_folder`: which method, classifier or AffinityNet made them, and how), or None for a
     folder without one. Unlike the folder's path, it changes when they are made again by another
     network, and not when the project is moved."""
-    record = Path(folder) / SETTINGS_FILE
+    record = resolve_path(folder) / SETTINGS_FILE
     return hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else None
 
 
 def maps_identity(cam_dir: str | os.PathLike) -> str:
     """What the maps in ``cam_dir`` are, for the record of what is made from them:
     :func:`record_identity`, or the folder's path for maps made elsewhere (nothing else says what they are)."""
-    return record_identity(cam_dir) or str(Path(cam_dir).resolve())
+    return record_identity(cam_dir) or str(resolve_path(cam_dir))
 
 
 def labels_identity(label_dir: str | os.PathLike) -> str:

@@ -197,3 +197,23 @@ def test_deeplab_learns_the_annotations_of_its_split_or_the_labels_walked_for_th
     assert training_label_dir(tmp_path, train_aug, GROUND_TRUTH, "rw") == Path(train_aug.label_dir)
     assert training_label_dir(tmp_path, train_aug, "ours", "rw") == tmp_path / "pseudo_labels" / "train_aug" / "ours" / "rw"
     assert training_label_dir(tmp_path, train, "baseline", "rw_crf") == tmp_path / "pseudo_labels" / "baseline" / "rw_crf"
+
+
+def test_a_label_folder_named_from_the_repository_root_is_read_there_whatever_the_working_directory(tmp_path, monkeypatch):
+    # Catches the labels' record looked up beside the working directory: a relative folder (as profiles
+    # write them) then read as "annotations", and a network on walked labels was taken for one on the truth.
+    import shutil
+    import tempfile
+
+    from infercam.cam import SETTINGS_FILE, labels_identity, maps_identity
+    from infercam.config import PROJECT_ROOT
+    (PROJECT_ROOT / "build").mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(dir=PROJECT_ROOT / "build"))
+    try:
+        (folder / SETTINGS_FILE).write_text('{"step": "random_walk"}')
+        relative = folder.relative_to(PROJECT_ROOT)
+        monkeypatch.chdir(tmp_path)
+        assert labels_identity(relative) == labels_identity(folder) != "annotations"
+        assert maps_identity(relative) == maps_identity(folder) != str(folder)
+    finally:
+        shutil.rmtree(folder)
