@@ -3,10 +3,11 @@
     python benchmarks/cpu_precision.py                 # the cpu profile's classifier (01_baseline_cam)
     python benchmarks/cpu_precision.py --width 8 --crop 96 --batch-size 16   # the smoke profile's
 
-``mixed_precision="auto"`` computes in float32 on every CPU so that a seed gives the same numbers
-everywhere; ``"native"`` takes bfloat16 on CPUs with bfloat16 units (AVX-512 BF16, AMX). This
-times, side by side in one run, one training step of the classifier and one CAM forward (two
-384 px images) in each precision, each the best of a few repeats, and prints the ratios. On a CPU
+``mixed_precision="auto"`` computes in float32 on every CPU, so that no CPU computes in bfloat16
+unasked (float32 still rounds a little differently from one CPU model to another); ``"native"``
+takes bfloat16 on CPUs with bfloat16 units (AVX-512 BF16, AMX). This times, side by side in one
+run, one training step of the classifier and one CAM forward (two 384 px images) in each precision,
+each the best of a few repeats, and prints the ratios. On a CPU
 without bfloat16 units the bfloat16 column is emulated (many times slower).
 """
 from __future__ import annotations
