@@ -169,6 +169,18 @@ def image_affinities(model: nn.Module, image: np.ndarray, radius: int = 5, devic
     return pair_affinities(features, radius)[0], first, second, grid
 
 
+def affinity_label_dir(work_dir: str | os.PathLike) -> Path:
+    """Where 07_random_walk writes AffinityNet's training labels (from the baseline's CAMs) and the
+    sharded walk finds them again."""
+    return resolve_path(work_dir) / "affinity" / "labels"
+
+
+def affinity_checkpoint(work_dir: str | os.PathLike) -> Path:
+    """Where 07_random_walk saves the AffinityNet it trains, and the computation time chapter and
+    the sharded walk load it."""
+    return resolve_path(work_dir) / "affinity" / "affinity_net.pth"
+
+
 def pseudo_label_dir(work_dir: str | os.PathLike, method: str, step: str = "rw", split: str = "train") -> Path:
     """Where 07_random_walk writes a method's pseudo labels of a split and 08_segmentation reads them
     (``step``: "rw" or "rw_crf"); another split than train (the paper: train_aug) has its own folder."""

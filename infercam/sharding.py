@@ -28,8 +28,9 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from infercam.affinity_net import (affinity_training, load_affinity_weights, load_finished_affinity_net,
-                                   make_affinity_labels, pseudo_label_dir, random_walk_labels)
+from infercam.affinity_net import (affinity_checkpoint, affinity_label_dir, affinity_training, load_affinity_weights,
+                                   load_finished_affinity_net, make_affinity_labels, pseudo_label_dir,
+                                   random_walk_labels)
 from infercam.conditional import MethodSettings, compute_maps, maps_dir
 from infercam.config import (check_parameter_types, check_writable, load_profile, resolve_device,
                              resolve_mixed_precision, seed_everything)
@@ -107,7 +108,7 @@ def sharded_affinity_labels(step: Step) -> Path:
     """This rank's share of 07's affinity labels: its first train images, from the baseline maps."""
     train = step.dataset("train")
     return make_affinity_labels(train, maps_dir(step["work_dir"], METHODS["baseline"], "train"),
-                                step.work / "affinity" / "labels",
+                                affinity_label_dir(step.work),
                                 names=step.share(_first(train.names, step["num_label_images"])),
                                 alpha_low=step["alpha_low"], alpha_high=step["alpha_high"], scale=step["label_scale"],
                                 progress=step.rank == 0)
@@ -118,8 +119,8 @@ def _affinity_net(step: Step) -> torch.nn.Module:
     if step["affinity_weights"]:
         return load_affinity_weights(step["affinity_weights"], step["backbone"], step["width"]).to(step.device).eval()
     settings = affinity_training(step.parameters, step.mixed_precision)
-    checkpoint = step.work / "affinity" / "affinity_net.pth"
-    finished = load_finished_affinity_net(settings, checkpoint, step.work / "affinity" / "labels", step.device)
+    checkpoint = affinity_checkpoint(step.work)
+    finished = load_finished_affinity_net(settings, checkpoint, affinity_label_dir(step.work), step.device)
     if finished is None:
         raise TrainFirst(f"no trained AffinityNet at {checkpoint}: run notebooks/07_random_walk.ipynb with this profile "
                          "first (it trains on one device), or set affinity_weights in the profile")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import shutil
 import subprocess
 import sys
@@ -14,12 +15,14 @@ import numpy as np
 import pytest
 import torch
 
-from infercam.affinity_net import pseudo_label_dir
+from infercam.affinity_net import (affinity_checkpoint, affinity_label_dir, affinity_training, pseudo_label_dir,
+                                   train_affinity_net)
 from infercam.cam import labels_identity, read_timing
 from infercam.conditional import maps_dir
 from infercam.models import build_affinity_net, build_classifier, build_segmenter
 from infercam.segmentation import segmentation_training, segmenter_folder
 from infercam.sharding import METHODS, Step, TrainFirst, run_step, shard
+from infercam.training import CheckpointError
 from infercam.voc import load_label_png
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers, whatever the import mode
@@ -159,3 +162,37 @@ def test_two_gloo_ranks_make_the_single_process_segmentation(tiny_profile):
         assert len(single) == 3 and single.keys() == sharded.keys(), kind
         for name in single:
             np.testing.assert_array_equal(single[name], sharded[name], err_msg=f"{kind}: {name}")
+
+
+def test_the_sharded_walk_takes_07s_affinity_net_and_refuses_one_trained_on_other_labels(tiny_profile, tmp_path):
+    # catches a sharded walk that looks for 07's AffinityNet, or the labels it learned from, elsewhere than 07
+    # keeps them, and one that walks with a network trained on affinity labels made since
+    profiles, root = tiny_profile
+    work, profile = tmp_path / "trained", tmp_path / "trained.yaml"
+    profile.write_text(profiles["single"].read_text().replace(str(root / "single"), str(work))
+                       .replace(f"affinity_weights: {root / 'affinity.pth'}", 'affinity_weights: ""')
+                       + "aff_batch_size: 2\n")  # five images make batches
+
+    def step(name: str) -> argparse.Namespace:
+        return argparse.Namespace(profile=str(profile), step=name, method="baseline", split=None, variant=None)
+
+    run_step(step("cams"))
+    label_dir = run_step(step("affinity_labels"))
+    with pytest.raises(TrainFirst, match="run notebooks/07_random_walk.ipynb"):
+        run_step(step("random_walk"))
+
+    walk = Step("random_walk", profile, 0, 1, 0)
+    (work / "classifier").mkdir()  # 07 fine-tunes AffinityNet from 01's classifier
+    torch.save(build_classifier("resnet18", width=walk["width"]).state_dict(), work / "classifier" / "classifier.pth")
+    train_affinity_net(walk.dataset("train"), label_dir, affinity_training(walk.parameters, walk.mixed_precision),
+                       affinity_checkpoint(work), names=sorted(p.stem for p in label_dir.glob("*.png")), progress=False)
+    assert label_dir == affinity_label_dir(work)
+    walked = run_step(step("random_walk"))
+    assert len(list(walked.glob("*.png"))) == 5
+
+    record = label_dir / "settings.json"  # the affinity labels made again with another alpha_low
+    made_since = json.loads(record.read_text())
+    made_since["alpha_low"] += 1
+    record.write_text(json.dumps(made_since))
+    with pytest.raises(CheckpointError, match="labels"):
+        run_step(step("random_walk"))
