@@ -234,6 +234,13 @@ def notebook_defaults(notebook: str | os.PathLike) -> dict:
             if isinstance(statement, ast.Assign) for target in statement.targets if isinstance(target, ast.Name)}
 
 
+def values_seen(notebook: str | os.PathLike, parameters: dict) -> dict:
+    """What a run of ``notebook`` given ``parameters`` works with: its defaults, those given replacing
+    them. The book and the seed batch record these (the ablation batch too): a run made before a
+    default changed then never counts as finished with the new one."""
+    return {**notebook_defaults(notebook), **parameters}
+
+
 def notebook_parameters(notebook: str | os.PathLike, parameters: dict) -> dict:
     """Those of ``parameters`` that ``notebook``'s parameters cell declares, each checked against
     the type of its default (:func:`infercam.config.check_parameter_types`), and the backbone against
@@ -330,7 +337,7 @@ def run_notebooks(profile: str | os.PathLike, names: list[str] | None = None,
             raise failure
         print(f"[{number}/{len(notebooks)}] {notebook.stem} done in {seconds:.1f} s", flush=True)
         if "work_dir" in passed[notebook]:  # `make seeds` then counts the book's run as its seed's
-            record_parameters(passed[notebook]["work_dir"], notebook.stem, passed[notebook])
+            record_parameters(passed[notebook]["work_dir"], notebook.stem, values_seen(notebook, passed[notebook]))
         collapse_streams(output)
         executed.append(output)
     return executed

@@ -33,7 +33,7 @@ from infercam import results
 from infercam.bootstrap import LEVEL
 from infercam.config import PROJECT_ROOT, WorkDirError, check_writable, load_profile, resolve_path
 from infercam.download import write_text_atomic
-from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_parameters
+from infercam.notebooks import NOTEBOOKS_DIR, execute_notebook, list_notebooks, notebook_parameters, values_seen
 from infercam.runs import finished_with_parameters, record_parameters
 
 DEFAULT_NOTEBOOKS = ["01_baseline_cam", "02_split_unite", "03_iterative", "04_combined", "06_split_retraining",
@@ -76,7 +76,7 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
         passed_dir = base["work_dir"] if seed == base.get("seed") else str(work_dir)
         for notebook in selected:
             parameters = notebook_parameters(notebook, {**base, "seed": seed, "work_dir": passed_dir})
-            if finished_with_parameters(work_dir, notebook.stem, parameters):
+            if finished_with_parameters(work_dir, notebook.stem, values_seen(notebook, parameters)):
                 print(f"seed {seed}: {notebook.stem} finished with the same parameters, skipped", flush=True)
                 continue
             started = time.perf_counter()
@@ -86,7 +86,7 @@ def run_seeds(profile: str | os.PathLike, seeds: list[int], notebooks: list[str]
                 failures[f"seed {seed}: {notebook.stem}"] = str(failure)
                 print(f"seed {seed}: {notebook.stem} FAILED: {failure.error}", flush=True)
                 break
-            record_parameters(work_dir, notebook.stem, parameters)
+            record_parameters(work_dir, notebook.stem, values_seen(notebook, parameters))
             print(f"seed {seed}: {notebook.stem} done in {time.perf_counter() - started:.0f} s", flush=True)
     work_dirs = {seed: seed_work_dir(base["work_dir"], seed, base.get("seed")) for seed in seeds}
     table = collect_seed_table(work_dirs)

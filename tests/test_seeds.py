@@ -116,6 +116,23 @@ def test_each_seed_runs_in_its_own_work_dir_and_finished_ones_are_skipped(tmp_pa
     assert capsys.readouterr().out.count("finished with the same parameters, skipped") == 2
 
 
+def test_a_run_made_before_a_notebook_default_changed_runs_again(tmp_path, capsys):
+    # Catches the book's run and a seed's run counted as finished after a default of the notebook
+    # changed (a new training recipe): the profile passes the same values, so a record of those alone
+    # would keep the old numbers in the seed table.
+    notebook = tmp_path / "notebooks" / "04_combined.ipynb"
+    write_fake_notebook(notebook, 'work_dir = "unused"\nseed = 0\nbatch_size = 10', FAKE_COMBINED)
+    profile = tmp_path / "fake.yaml"
+    profile.write_text(yaml.safe_dump({"profile": "fake", "work_dir": str(tmp_path / "runs" / "fake"), "seed": 0}))
+    run = dict(notebooks=["04_combined"], notebooks_dir=tmp_path / "notebooks", output_dir=tmp_path / "executed")
+    run_notebooks(profile, ["04_combined"], tmp_path / "book", tmp_path / "notebooks")  # the book's run: seed 0
+    seeds.run_seeds(profile, [0, 3], **run)
+    assert capsys.readouterr().out.count("finished with the same parameters, skipped") == 1  # the book's seed 0
+    write_fake_notebook(notebook, 'work_dir = "unused"\nseed = 0\nbatch_size = 5', FAKE_COMBINED)
+    seeds.run_seeds(profile, [0, 3], **run)
+    assert "skipped" not in capsys.readouterr().out
+
+
 def test_the_book_s_run_is_skipped_when_the_profile_gives_its_work_dir_relative_to_the_repository(tmp_path, capsys,
                                                                                                   monkeypatch):
     # Catches the book's run (make book records the profile's work_dir as written, e.g. runs/cpu) run a
