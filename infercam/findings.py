@@ -78,6 +78,12 @@ def counts(table: pd.DataFrame) -> dict[str, int]:
     return table["outcome"].value_counts().to_dict() if len(table) else {}
 
 
+def signed(value: float) -> str:
+    """A difference with its sign and one decimal, or two where one would read as ±0.0: an interval
+    that excludes zero by a few hundredths must not look as if it touched it."""
+    return f"{value:+.1f}" if round(abs(value), 1) > 0 or value == 0 else f"{value:+.2f}"
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`findings` as the front page shows it: differences with a sign and one decimal, the
     chapter in the effect's name, the images as an integer, no index column."""
@@ -86,11 +92,11 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     shown = pd.DataFrame({
         "effect (chapter)": [f"{t}: {r.removeprefix('Δ ')}, {m} (ch. {c[:2]})"
                              for t, r, m, c in zip(table["table"], table["row"], table["measure"], table["chapter"])],
-        "paper": table["paper"].map("{:+.1f}".format),
-        "here": table["here"].map("{:+.1f}".format),
-        "95% interval": [f"{low:+.1f} to {high:+.1f}" if pd.notna(low) else "—" for low, high in zip(table["low"], table["high"])],
+        "paper": table["paper"].map(signed),
+        "here": table["here"].map(signed),
+        "95% interval": [f"{signed(low)} to {signed(high)}" if pd.notna(low) else "—" for low, high in zip(table["low"], table["high"])],
         "images": table["images"].map(lambda n: "—" if pd.isna(n) else f"{int(n)}"),
-        "over seeds": [f"{low:+.1f} to {high:+.1f}" if pd.notna(low) else "—"
+        "over seeds": [f"{signed(low)} to {signed(high)}" if pd.notna(low) else "—"
                        for low, high in zip(table["seeds low"], table["seeds high"])],
         "outcome": table["outcome"],
     })

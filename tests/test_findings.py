@@ -36,6 +36,16 @@ def test_display_table_names_the_chapter_and_shows_counts_as_integers():
     assert not shown.isna().any().any()
 
 
+def test_an_interval_that_excludes_zero_by_hundredths_does_not_read_as_touching_it():
+    # Catches "+0.0 to +1.4" beside the verdict "reproduces" (the interval's low end was +0.02), and
+    # "-0.0" for a small negative bound; differences that one decimal shows keep one decimal.
+    table = pd.DataFrame([{"table": "Table 5", "row": "Δ AAMR − no saliency", "measure": "val (CRF)",
+                           "paper": 4.6, "here": 0.69, "low": 0.0152, "high": 1.388, "images": 50,
+                           "seeds low": -0.04, "seeds high": 0.91, "outcome": REPRODUCES, "chapter": "08_segmentation"}])
+    shown = display_table(table).iloc[0]
+    assert (shown["here"], shown["95% interval"], shown["over seeds"]) == ("+0.7", "+0.02 to +1.4", "-0.04 to +0.9")
+
+
 @pytest.mark.parametrize("table, measure, expected", [
     ("Table 1", "train CAM", "04_combined"), ("Table 1", "val CAM", "04_combined"),
     ("Table 1", "train CAM + RW", "07_random_walk"), ("Table 1", "train CAM + RW + CRF", "07_random_walk"),
