@@ -64,6 +64,7 @@ def main(argv=None) -> int:
     from infercam.metrics import evaluate_label_maps
     from infercam.notebooks import notebook_defaults
     from infercam.segmentation import segment_dataset, segmentation_training, train_segmenter
+    from infercam.training import training_seconds
 
     parameters = {**notebook_defaults(SEGMENTATION_NOTEBOOK), **load_profile(args.profile)}
     device = resolve_device(args.device)
@@ -85,7 +86,7 @@ def main(argv=None) -> int:
                                                  progress=False, names=train_names)
                 # the training loop's time, as 08 reports it: the backbone's features, computed once for all
                 # the recipes of a seed, are left out
-                seconds = float(history["seconds"].groupby(history["epoch"]).max().sum())
+                seconds = training_seconds(history)
                 segment_dataset(model, val, folder / "val", settings.identity(), val_names, parameters["test_scales"],
                                 parameters["test_flip"], crf_dir=folder / "val_crf", device=device,
                                 mixed_precision=mixed_precision, progress=False)

@@ -340,6 +340,12 @@ def fit(model: nn.Module, data, batch_loss, settings: TrainingSettings, checkpoi
     return pd.DataFrame(history)
 
 
+def training_seconds(history: pd.DataFrame) -> float:
+    """What a :func:`fit` history's training took: each epoch's last ``seconds`` (counted from the
+    epoch's start, so loading data before it and evaluating after it are left out), summed."""
+    return float(history["seconds"].groupby(history["epoch"]).max().sum())
+
+
 def load_finished(checkpoint: str | os.PathLike, settings: TrainingSettings, build,
                   device: torch.device | str = "cpu") -> tuple[nn.Module, pd.DataFrame] | None:
     """The model (on ``device``) of a finished ``checkpoint`` made with ``settings``
